@@ -1,0 +1,5 @@
+import sys
+
+from starquad.cli import main
+
+sys.exit(main())

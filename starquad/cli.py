@@ -1,0 +1,162 @@
+"""The ``starquad`` command line: parses, calls one library function, prints.
+
+Errors caused by the input (unknown model or dataset, missing files, bad values) are printed as one
+line on stderr with a non-zero exit status; ``--debug`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+DESCRIPTION = """\
+starquad — high-order interaction networks: the star operation / StarNet and quadratic
+neurons / QuadraNet. Build the models, check the papers' claims, train, benchmark, deploy.
+
+commands:
+  models [PATTERN]      list model names (starquad's; --timm adds timm's, which work by name too)
+  data list             list the datasets starquad can build
+  data info NAME        counts per split and class, item shape, where the files were found
+  reproduce             test the papers' claims at small scale; writes report.md, results.json, PNGs
+
+Run 'starquad COMMAND --help' for a command's options.
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="starquad", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("models", parents=[common], help="list model names", description="List model names.")
+    p.add_argument("pattern", nargs="?", help="shell-style pattern (e.g. 'starnet_*'); plain text matches a substring")
+    p.add_argument("--timm", action="store_true", help="also list timm's models (they build by name too)")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("data", parents=[common], help="datasets: list, info", description="Datasets.")
+    data_sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    q = data_sub.add_parser("list", parents=[common], help="list dataset names")
+    q.set_defaults(func=_cmd_data_list)
+    q = data_sub.add_parser(
+        "info",
+        parents=[common],
+        help="counts, shape, classes and location of a dataset",
+        description="Counts per split and per class, item shape, classes, and where the files were found.",
+    )
+    q.add_argument("name", help="dataset name (see 'starquad data list')")
+    q.add_argument("--data-dir", help="folder with the dataset files (default: $STARQUAD_DATA, then system paths)")
+    q.set_defaults(func=_cmd_data_info)
+
+    p = sub.add_parser(
+        "reproduce",
+        parents=[common],
+        help="test the papers' claims at small scale and write a report",
+        description="Run the report sections and write OUT/report.md, OUT/results.json and PNG figures. "
+        "A section that fails is reported as failed; the others still run.",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="quick settings (default; what 'make reproduce' runs)")
+    mode.add_argument("--full", action="store_true", help="more seeds and epochs")
+    p.add_argument("--sections", nargs="+", metavar="NAME", help="only these sections (default: all)")
+    p.add_argument("--out", default="reproduce", help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
+    p.add_argument("--data-dir", help="folder with dataset files (default: $STARQUAD_DATA, then system paths)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--list", action="store_true", help="list the sections and exit")
+    p.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def _cmd_models(args) -> None:
+    from starquad.models import list_models
+
+    names = list_models(args.pattern, include_timm=args.timm)
+    if not names:
+        where = "starquad or timm" if args.timm else "starquad (add --timm to search timm's too)"
+        print(f"no {where} model matches '{args.pattern or '*'}'")
+        return
+    print("\n".join(names))
+
+
+def _cmd_data_list(args) -> None:
+    from starquad.data import dataset_spec, list_datasets
+
+    for name in list_datasets():
+        print(f"{name:<14} {dataset_spec(name).description}")
+
+
+def _cmd_data_info(args) -> None:
+    from starquad.data import dataset_info, format_dataset_info
+
+    print(format_dataset_info(dataset_info(args.name, data_dir=args.data_dir)))
+
+
+def _cmd_reproduce(args) -> None:
+    import torch
+
+    from starquad.analysis import list_sections, run_reproduce
+    from starquad.errors import ConfigError
+
+    if args.list:
+        print("\n".join(list_sections()))
+        return
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    results = run_reproduce(
+        args.out,
+        sections=args.sections,
+        full=args.full,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        command=shlex.join(["starquad", *sys.argv[1:]]),
+        log=lambda m: print(m, flush=True),
+    )
+    failed = [k for k, v in results.items() if isinstance(v, dict) and v.get("status") == "failed"]
+    print(f"report: {args.out}/report.md  results: {args.out}/results.json")
+    if failed:
+        raise SystemExit(f"starquad: error: {len(failed)} section(s) failed: {', '.join(failed)} (see the report)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = getattr(args, "debug", False)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("starquad: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        from starquad.errors import StarquadError
+
+        msg = (
+            str(e) if isinstance(e, StarquadError) else f"{type(e).__name__}: {e} (run with --debug for the traceback)"
+        )
+        print(f"starquad: error: {' '.join(msg.split())}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+import subprocess
+import sys
+
+import pytest
+
+from starquad.cli import main
+from starquad.errors import DatasetError
+
+
+def test_help_names_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("models", "data list", "data info", "reproduce"):
+        assert cmd in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: starquad" in capsys.readouterr().out
+
+
+def test_data_info_fashion_mnist(capsys):
+    assert main(["data", "info", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "train       60000 samples" in out and "test        10000 samples" in out
+    assert "28×28 images, 1 channel, 10 classes" in out and "Ankle boot" in out
+
+
+def test_data_list(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in ("fashion-mnist", "digits", "moons", "synthetic", "imagefolder"))
+
+
+def test_missing_data_dir_is_one_line(capsys):
+    assert main(["data", "info", "fashion-mnist", "--data-dir", "/nonexistent"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("starquad: error: Fashion-MNIST not found") and "/nonexistent" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_debug_shows_the_exception():
+    with pytest.raises(DatasetError):
+        main(["data", "info", "fashion-mnist", "--data-dir", "/nonexistent", "--debug"])
+
+
+def test_unknown_dataset(capsys):
+    assert main(["data", "info", "mnist-fashion"]) == 1
+    assert "unknown dataset 'mnist-fashion'" in capsys.readouterr().err
+
+
+def test_models_lists_timm_on_request(capsys):
+    assert main(["models", "resnet18", "--timm"]) == 0
+    assert "resnet18" in capsys.readouterr().out.split()
+
+
+def test_reproduce_bad_section_and_threads(capsys, tmp_path):
+    assert main(["reproduce", "--sections", "nope", "--out", str(tmp_path)]) == 1
+    assert "unknown report section(s) nope" in capsys.readouterr().err
+    assert main(["reproduce", "--threads", "0", "--out", str(tmp_path)]) == 1
+    assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_console_entry_point_exit_code():
+    proc = subprocess.run(
+        [sys.executable, "-m", "starquad", "data", "info", "fashion-mnist", "--data-dir", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("starquad: error:")
