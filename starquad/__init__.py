@@ -5,7 +5,7 @@ timm), :func:`starquad.data.build_dataset`, and the ``starquad`` command line.
 """
 
 from starquad.errors import ConfigError, DatasetError, StarquadError, UnknownModelError
-from starquad.models import create_model, is_model, list_models, register_model
+from starquad.models import create_model, get_model_cfg, is_model, list_models, load_checkpoint, register_model
 
 __version__ = "0.1.0"
 
@@ -16,7 +16,9 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "create_model",
+    "get_model_cfg",
     "is_model",
     "list_models",
+    "load_checkpoint",
     "register_model",
 ]

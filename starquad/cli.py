@@ -18,7 +18,8 @@ starquad — high-order interaction networks: the star operation / StarNet and q
 neurons / QuadraNet. Build the models, check the papers' claims, train, benchmark, deploy.
 
 commands:
-  models [PATTERN]      list model names (starquad's; --timm adds timm's, which work by name too)
+  models [PATTERN]      list model names (starquad's; --timm adds timm's, which work by name too);
+                        --stats: params and MACs at the model's input size beside the paper's figures
   data list             list the datasets starquad can build
   data info NAME        counts per split and class, item shape, where the files were found
   reproduce             test the papers' claims at small scale; writes report.md, results.json, PNGs
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", parents=[common], help="list model names", description="List model names.")
     p.add_argument("pattern", nargs="?", help="shell-style pattern (e.g. 'starnet_*'); plain text matches a substring")
     p.add_argument("--timm", action="store_true", help="also list timm's models (they build by name too)")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="a table of params, MACs (conv/linear; fvcore's total with norms and pooling), element-wise "
+        "products at the model's input size, beside the paper's figures",
+    )
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("data", parents=[common], help="datasets: list, info", description="Datasets.")
@@ -88,7 +95,14 @@ def _cmd_models(args) -> None:
         where = "starquad or timm" if args.timm else "starquad (add --timm to search timm's too)"
         print(f"no {where} model matches '{args.pattern or '*'}'")
         return
-    print("\n".join(names))
+    if not args.stats:
+        print("\n".join(names))
+        return
+    from starquad.bench import markdown_table, model_stats
+
+    columns = ["model", "input", "params_m", "paper_params_m", "params_diff_pct", "macs_m", "fvcore_macs_m",
+               "paper_macs_m", "macs_diff_pct", "elementwise_mul_m", "paper_top1"]  # fmt: skip
+    print(markdown_table([model_stats(n.removeprefix("timm:")) for n in names], columns))
 
 
 def _cmd_data_list(args) -> None:

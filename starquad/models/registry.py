@@ -12,16 +12,28 @@ can never replace a timm model.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
+import sys
 from collections.abc import Callable
+from typing import Any
 
 import timm
 import torch.nn as nn
+from timm.models import PretrainedCfg
 
 from starquad.errors import ConfigError, UnknownModelError
 
-__all__ = ["create_model", "is_model", "list_models", "model_entrypoint", "register_model"]
+__all__ = [
+    "create_model",
+    "get_model_cfg",
+    "is_model",
+    "list_models",
+    "model_entrypoint",
+    "register_model",
+    "timm_pretrained_cfg",
+]
 
 TIMM_PREFIX = "timm:"
 
@@ -80,6 +92,28 @@ def list_models(pattern: str | None = None, include_timm: bool = False) -> list[
         glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
         names = [n for n in names if fnmatch.fnmatch(n, glob)]
     return names
+
+
+def get_model_cfg(name: str) -> dict[str, Any]:
+    """A model's metadata: input size, mean/std, classifier, paper figures (``paper_metrics``) where known.
+
+    For starquad models this is the family's ``default_cfgs`` entry; for timm models, timm's
+    pretrained cfg.
+    """
+    if name in _entrypoints:
+        fn = _entrypoints[name]
+        return dict(getattr(sys.modules[fn.__module__], "default_cfgs", {}).get(name, {}))
+    timm_name = name.removeprefix(TIMM_PREFIX)
+    if timm.is_model(timm_name):
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+        return cfg.to_dict() if cfg is not None else {}
+    raise UnknownModelError(_unknown_message(name))
+
+
+def timm_pretrained_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a family cfg that timm's ``PretrainedCfg`` knows (for ``build_model_with_cfg``)."""
+    fields = {f.name for f in dataclasses.fields(PretrainedCfg)}
+    return {k: v for k, v in cfg.items() if k in fields}
 
 
 def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
