@@ -17,11 +17,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq
+from timm.models import build_model_with_cfg
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
 from starquad.models.registry import register_model, timm_pretrained_cfg
+from starquad.models.surface import ModelSurface
 from starquad.ops import StarFusion
 
 __all__ = ["DemoBlock", "DemoNet", "DemoNet2D", "default_cfgs"]
@@ -71,7 +72,7 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class DemoNet(nn.Module):
+class DemoNet(ModelSurface, nn.Module):
     """Isotropic DemoNet (see the module docstring).
 
     Args:
@@ -109,7 +110,7 @@ class DemoNet(nn.Module):
         )
         self.feature_info = [dict(num_chs=width, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
         self.norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._new_head(num_classes)
         self.apply(_init_weights)
 
     @torch.jit.ignore
@@ -120,19 +121,10 @@ class DemoNet(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = global_pool
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._new_head(num_classes)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.stem(x).permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
@@ -174,13 +166,7 @@ class DemoNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised tokens ``(N, H, W, C)``."""
-        x = self._tokens(x)
-        x = (
-            checkpoint_seq(self.blocks, x)
-            if self.grad_checkpointing and not torch.jit.is_scripting()
-            else self.blocks(x)
-        )
-        return self.norm(x)
+        return self.norm(self._run_sequential(self.blocks, self._tokens(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":

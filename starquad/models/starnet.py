@@ -26,11 +26,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq
+from timm.models import build_model_with_cfg
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
 from starquad.models.registry import register_model, timm_pretrained_cfg
+from starquad.models.surface import ModelSurface
 from starquad.ops import StarFusion, create_act
 
 __all__ = ["ConvBN", "StarBlock", "StarNet", "checkpoint_filter_fn", "default_cfgs"]
@@ -102,7 +103,7 @@ def _per_stage(value: str | Sequence[str], n: int, what: str) -> list[str]:
     return values
 
 
-class StarNet(nn.Module):
+class StarNet(ModelSurface, nn.Module):
     """StarNet: stem (3×3 s2 conv-BN-ReLU6, 32 ch) → 4 stages (3×3 s2 conv-BN downsampler + StarBlocks)
     → BN → global average pool → Linear. Stage i has ``base_dim · 2**i`` channels.
 
@@ -161,7 +162,7 @@ class StarNet(nn.Module):
         self.num_features = self.head_hidden_size = prev
         self.norm = nn.BatchNorm2d(prev)
         self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        self.head = nn.Linear(prev, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._new_head(num_classes)
         self.apply(self._init_timm if weight_init == "timm" else self._init_authors)
 
     @staticmethod
@@ -194,24 +195,10 @@ class StarNet(nn.Module):
             blocks=[(r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)", None), (r"^norm", (99999,))],
         )
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _run_stages(self, x: torch.Tensor, stages: nn.Sequential) -> torch.Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(stages, x)
-        return stages(x)
+        self.head = self._new_head(num_classes)
 
     def forward_intermediates(
         self,
@@ -231,7 +218,7 @@ class StarNet(nn.Module):
         intermediates = []
         x = self.stem(x)
         for i, stage in enumerate(stages):
-            x = self._run_stages(x, stage)
+            x = self._run_sequential(stage, x)
             if i in take:
                 intermediates.append(self.norm(x) if norm and i == last else x)
         if intermediates_only:
@@ -249,7 +236,7 @@ class StarNet(nn.Module):
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self._run_stages(self.stem(x), self.stages))
+        return self.norm(self._run_sequential(self.stages, self.stem(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.global_pool(x)
