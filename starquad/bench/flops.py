@@ -7,7 +7,7 @@ activations are not counted. Element-wise products (``aten.mul``: the star produ
 counted separately, one per output element, since a "FLOPs" table would otherwise hide them.
 
 fvcore also counts norms and pooling by default (BatchNorm in eval 2 per element with affine, 1
-without; LayerNorm 5 with affine, 4 without; adaptive average pooling 1 per input element), and the
+without; LayerNorm 5 with affine, 4 without; average pooling 1 per input element), and the
 StarNet paper's MACs include them. We count those the same way in ``norm_pool`` so that
 ``fvcore_macs = macs + norm_pool`` is the figure that compares with published tables.
 """
@@ -50,6 +50,7 @@ _NORM_POOL = {
     _aten._native_batch_norm_legit: _batch_norm_count,
     _aten.native_layer_norm: _layer_norm_count,
     _aten._adaptive_avg_pool2d: _input_count,
+    _aten.mean: _input_count,  # global average pooling reaches the dispatcher as a mean
 }
 
 
