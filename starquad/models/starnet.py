@@ -228,9 +228,9 @@ class StarNet(ModelSurface, nn.Module):
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:  # fmt: skip
         take, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[: max_index + 1]
-        if prune_norm or max_index < 3:
+        if prune_norm or max_index < len(self.stages) - 1:  # the final norm belongs to the last stage only
             self.norm = nn.Identity()
+        self.stages = self.stages[: max_index + 1]
         if prune_head:
             self.reset_classifier(0, "")
         return take

@@ -72,3 +72,14 @@ def test_param_groups_cover_every_parameter(name):
     cfg = model.pretrained_cfg
     assert cfg["input_size"] == (3, 224, 224) and cfg["paper_ids"] == "arXiv:2403.19967"
     assert model.get_submodule(cfg["first_conv"]).in_channels == 3
+
+
+@pytest.mark.parametrize("name", ["starnet_s050", "demonet_d12_w96"])
+@torch.no_grad()
+def test_prune_intermediate_layers_keeps_the_taken_features(name, x):
+    model = _build(name).eval()
+    full = model.forward_intermediates(x, indices=[1], intermediates_only=True)[0]
+    model.prune_intermediate_layers(indices=[1], prune_head=True)
+    pruned = model.forward_intermediates(x, indices=[1], intermediates_only=True)[0]
+    torch.testing.assert_close(pruned, full, rtol=0, atol=0)
+    assert isinstance(model.get_classifier(), torch.nn.Identity)
