@@ -22,6 +22,10 @@ commands:
                         --stats: params and MACs at the model's input size beside the paper's figures
   data list             list the datasets starquad can build
   data info NAME        counts per split and class, item shape, where the files were found
+  bench blocks          QuadraNet's block study (Table II): saved activations, peak RSS, forward and
+                        training time of stacks of QuadraBlock / HorBlock / ConvBlock / SkipBlock /
+                        SwinBlock, as ratios to HorBlock
+  bench memory MODEL..  activations saved for backward by whole models, as ratios to the first
   reproduce             test the papers' claims at small scale; writes report.md, results.json, PNGs
 
 Run 'starquad COMMAND --help' for a command's options.
@@ -66,6 +70,42 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="dataset name (see 'starquad data list')")
     q.add_argument("--data-dir", help="folder with the dataset files (default: $STARQUAD_DATA, then system paths)")
     q.set_defaults(func=_cmd_data_info)
+
+    p = sub.add_parser("bench", parents=[common], help="benchmarks: blocks, memory", description="Benchmarks.")
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    q = bench_sub.add_parser(
+        "blocks",
+        parents=[common],
+        help="memory and speed of stacks of each block type (QuadraNet Table II)",
+        description="For each block type and width: exact activation bytes saved for backward per block, the "
+        "peak-RSS rise of one training step, forward (no_grad) and training-step (forward+backward) medians, "
+        "and ratios to HorBlock (order 3). All block types share the same norms, MLP and layer scales.",
+    )
+    q.add_argument("--blocks", nargs="+", metavar="TYPE", help="block types (default: all): skip conv swin hor "
+                   "quadra quadra_me")  # fmt: skip
+    q.add_argument("--channels", nargs="+", type=int, default=[64, 128], help="widths (default: 64 128)")
+    q.add_argument("--batch", type=int, default=8, help="batch size (default: %(default)s; the paper used 64 on GPU)")
+    q.add_argument("--size", type=int, default=56, help="feature-map side (default: %(default)s)")
+    q.add_argument("--depth", type=int, default=24, help="blocks per stack (default: %(default)s)")
+    q.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up (default: %(default)s)")
+    q.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    q.add_argument("--shared", nargs="+", default=["lean"], choices=["lean", "plain"],
+                   help="shared parts with the lean MLP backward, plain autograd, or both (default: lean)")  # fmt: skip
+    q.add_argument("--nchw", action="store_true", help="NCHW memory instead of channels-last")
+    q.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
+    q.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    q.set_defaults(func=_cmd_bench_blocks)
+    q = bench_sub.add_parser(
+        "memory",
+        parents=[common],
+        help="activation bytes saved for backward by models",
+        description="Exact bytes of activations that one training-mode forward pass saves for backward "
+        "(storages counted once, parameters excluded), with ratios to the first model.",
+    )
+    q.add_argument("models", nargs="+", help="model names")
+    q.add_argument("--img-size", type=int, default=224, help="input side (default: %(default)s)")
+    q.add_argument("--batch", type=int, default=2, help="batch size (default: %(default)s)")
+    q.set_defaults(func=_cmd_bench_memory)
 
     p = sub.add_parser(
         "reproduce",
@@ -116,6 +156,29 @@ def _cmd_data_info(args) -> None:
     from starquad.data import dataset_info, format_dataset_info
 
     print(format_dataset_info(dataset_info(args.name, data_dir=args.data_dir)))
+
+
+def _cmd_bench_blocks(args) -> None:
+    import json
+
+    from starquad.bench.blocks import BLOCK_VARIANTS, BlockStudyConfig, format_block_study, run_block_study
+    from starquad.io import atomic_write
+
+    cfg = BlockStudyConfig(
+        blocks=tuple(args.blocks or BLOCK_VARIANTS), channels=tuple(args.channels), batch=args.batch,
+        size=args.size, depth=args.depth, rounds=args.rounds, threads=args.threads, shared=tuple(args.shared),
+        channels_last=not args.nchw, measure_rss=not args.no_rss,
+    )  # fmt: skip
+    rows = run_block_study(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(format_block_study(rows, cfg))
+    if args.json:
+        atomic_write(args.json, json.dumps(rows, indent=2))
+
+
+def _cmd_bench_memory(args) -> None:
+    from starquad.bench.blocks import format_model_memory, model_memory
+
+    print(format_model_memory(model_memory(args.models, args.img_size, args.batch)))
 
 
 def _cmd_reproduce(args) -> None:

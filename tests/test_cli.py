@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ def test_help_names_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("models", "data list", "data info", "reproduce"):
+    for cmd in ("models", "data list", "data info", "bench blocks", "bench memory", "reproduce"):
         assert cmd in out
 
 
@@ -72,3 +73,23 @@ def test_console_entry_point_exit_code():
     )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("starquad: error:")
+
+
+def test_bench_blocks_prints_the_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    argv = ["bench", "blocks", "--blocks", "hor", "quadra_me", "--channels", "32", "--batch", "1", "--size", "14",
+            "--depth", "1", "--rounds", "1", "--no-rss", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| QuadraBlock, memory-efficient | lean | 32 |" in table
+    rows = json.loads(out.read_text())
+    assert [r["key"] for r in rows] == ["hor", "quadra_me"] and rows[0]["memory_vs_hor"] == 1.0
+
+
+def test_bench_memory_and_its_errors(capsys):
+    assert main(["bench", "memory", "quadranet_xxs36", "hornet_t", "--img-size", "32", "--batch", "1"]) == 0
+    assert "| hornet_t | 1×3×32² |" in capsys.readouterr().out
+    assert main(["bench", "memory", "quadranet_t99"]) == 1
+    assert "unknown model 'quadranet_t99'" in capsys.readouterr().err
+    assert main(["bench", "blocks", "--batch", "0"]) == 1
+    assert "batch must be >= 1" in capsys.readouterr().err

@@ -56,13 +56,33 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, also_in_timm: 
         if also_in_timm:
             if timm.is_model(name):
                 raise ValueError(f"'{name}' already exists in timm's registry; starquad will not replace it")
-            from timm.models import register_model as timm_register
-
-            timm_register(f)
+            _register_in_timm(f)
         _entrypoints[name] = f
         return f
 
     return _register(fn) if fn is not None else _register
+
+
+def _register_in_timm(fn: Callable[..., nn.Module]) -> None:
+    """Register ``fn`` in timm through a wrapper that accepts timm's create_model arguments."""
+    from timm.models import register_model as timm_register
+
+    from starquad.models import _timm_bridge
+
+    name = fn.__name__
+
+    def entrypoint(pretrained: bool = False, pretrained_cfg=None, pretrained_cfg_overlay=None, **kwargs):
+        if pretrained or pretrained_cfg is not None or pretrained_cfg_overlay:
+            raise ConfigError(f"{name}: starquad never downloads weights; build it, then starquad.load_checkpoint()")
+        return fn(**kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__module__ = _timm_bridge.__name__
+    entrypoint.__doc__ = fn.__doc__
+    family_cfg = getattr(sys.modules[fn.__module__], "default_cfgs", {}).get(name)
+    if family_cfg is not None:
+        _timm_bridge.default_cfgs[name] = timm_pretrained_cfg(family_cfg)
+    timm_register(entrypoint)
 
 
 def is_model(name: str) -> bool:

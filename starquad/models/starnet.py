@@ -200,30 +200,8 @@ class StarNet(ModelSurface, nn.Module):
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
         self.head = self._new_head(num_classes)
 
-    def forward_intermediates(
-        self,
-        x: torch.Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Stage outputs (``indices``: last n if int, these if a list, all if None), timm's contract."""
-        if output_fmt != "NCHW":
-            raise ConfigError(f"StarNet gives NCHW intermediates, not {output_fmt}")
-        take, max_index = feature_take_indices(len(self.stages), indices)
-        last = len(self.stages) - 1
-        stages = self.stages[: max_index + 1] if stop_early else self.stages
-        intermediates = []
-        x = self.stem(x)
-        for i, stage in enumerate(stages):
-            x = self._run_sequential(stage, x)
-            if i in take:
-                intermediates.append(self.norm(x) if norm and i == last else x)
-        if intermediates_only:
-            return intermediates
-        return (self.norm(x) if i == last else x), intermediates
+    def _spatial_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
 
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:  # fmt: skip

@@ -5,16 +5,23 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from timm.models import checkpoint_seq
+from timm.models._features import feature_take_indices
+
+from starquad.errors import ConfigError
 
 __all__ = ["ModelSurface"]
 
 
 class ModelSurface:
-    """Mixin for ``nn.Module`` models with ``head``, ``num_features`` and a ``grad_checkpointing`` flag."""
+    """Mixin for ``nn.Module`` models with ``stem``, ``stages``, ``head``, ``num_features`` and a
+    ``grad_checkpointing`` flag. Families override :meth:`_forward_stage` (how one stage runs) and
+    :meth:`_spatial_norm` (a norm on the last feature map, if the family has one)."""
 
     grad_checkpointing: bool = False
     head: nn.Module
     num_features: int
+    stem: nn.Module
+    stages: nn.Sequential
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -34,3 +41,34 @@ class ModelSurface:
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(seq, x)
         return seq(x)
+
+    def _forward_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return self._run_sequential(stage, x)
+
+    def _spatial_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Stage outputs (``indices``: last n if int, these if a list, all if None), timm's contract."""
+        if output_fmt != "NCHW":
+            raise ConfigError(f"{type(self).__name__} gives NCHW intermediates, not {output_fmt}")
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        last = len(self.stages) - 1
+        stages = self.stages[: max_index + 1] if stop_early else self.stages
+        intermediates = []
+        x = self.stem(x)
+        for i, stage in enumerate(stages):
+            x = self._forward_stage(stage, x)
+            if i in take:
+                intermediates.append(self._spatial_norm(x) if norm and i == last else x)
+        if intermediates_only:
+            return intermediates
+        return (self._spatial_norm(x) if i == last else x), intermediates

@@ -1,0 +1,109 @@
+"""One block skeleton, five spatial mixers: QuadraBlock and the peers it is measured against.
+
+Every block is the ConvNeXt / HorNet / QuadraNet layout
+
+    x = x + DropPath(γ₁ · mixer(LN_cf(x)))        (skipped for SkipBlock)
+    x = x + DropPath(γ₂ · MLP(LN_cl(x)))           MLP = Linear(d → 4d) → GELU → Linear(4d → d)
+
+with LayerNorm eps 1e-6 and layer scale γ initialised to 1e-6. The norms, the MLP half
+(:class:`starquad.ops.lean.NormMlp`, memory-lean by default) and the layer scales are the same code
+for every block type, so a comparison between block types isolates the spatial mixer:
+
+=========  ===================================================================================
+``quadra``  QuadraBlock: depthwise :class:`~starquad.ops.QuadraticConv2d` (k×k, 3 branches)
+``hor``     HorBlock: :class:`~starquad.ops.GnConv` of order ``order`` (HorNet)
+``conv``    ConvBlock: one k×k depthwise conv (the linear baseline; ConvNeXt's block)
+``skip``    SkipBlock: no spatial mixer at all (only the MLP half)
+``swin``    SwinBlock: timm's window attention (windows of ``window_size``, head dim 32, no shift)
+=========  ===================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import DropPath, LayerNorm2d
+from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
+
+from starquad.errors import ConfigError
+from starquad.ops import GnConv, NormMlp, QuadraticConv2d
+
+__all__ = ["BLOCK_TYPES", "MixerBlock", "WindowAttention2d", "create_mixer"]
+
+BLOCK_TYPES = ("quadra", "hor", "conv", "skip", "swin")
+
+
+class WindowAttention2d(nn.Module):
+    """timm's Swin window attention on a ``(N, C, H, W)`` map (padded to whole windows, no shift)."""
+
+    def __init__(self, dim: int, window_size: int = 7, head_dim: int = 32):
+        super().__init__()
+        if dim % head_dim:
+            raise ConfigError(f"window attention needs dim divisible by head_dim={head_dim}, got {dim}")
+        self.window_size = (window_size, window_size)
+        self.attn = WindowAttention(dim, num_heads=dim // head_dim, window_size=window_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, C, H, W = x.shape
+        wh, ww = self.window_size
+        x = x.permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+        pad_h, pad_w = (wh - H % wh) % wh, (ww - W % ww) % ww
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        Hp, Wp = H + pad_h, W + pad_w
+        windows = window_partition(x, self.window_size).view(-1, wh * ww, C)  # (N·windows, wh·ww, C)
+        windows = self.attn(windows).view(-1, wh, ww, C)
+        x = window_reverse(windows, self.window_size, Hp, Wp)[:, :H, :W]
+        return x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+
+
+def create_mixer(kind: str, dim: int, kernel_size: int = 7, order: int = 3, memory_efficient: bool = True,
+                 window_size: int = 7, gn_scale: float = 1.0 / 3.0) -> nn.Module | None:  # fmt: skip
+    """The spatial mixer of a block type (see the module docstring); ``None`` for ``'skip'``."""
+    if kind == "quadra":
+        return QuadraticConv2d(dim, dim, kernel_size, groups=dim, memory_efficient=memory_efficient)
+    if kind == "hor":
+        return GnConv(dim, order, kernel_size, gn_scale)
+    if kind == "conv":
+        return nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+    if kind == "swin":
+        return WindowAttention2d(dim, window_size)
+    if kind == "skip":
+        return None
+    raise ConfigError(f"unknown block type '{kind}'; choose one of: {', '.join(BLOCK_TYPES)}")
+
+
+class MixerBlock(nn.Module):
+    """The shared block skeleton (module docstring) around the mixer of ``kind``.
+
+    Args:
+        dim: channels.
+        kind: ``'quadra'``, ``'hor'``, ``'conv'``, ``'skip'`` or ``'swin'``.
+        mlp_ratio: MLP expansion.
+        drop_path: stochastic-depth rate of this block.
+        ls_init: layer-scale initial value.
+        lean: memory-lean MLP backward (:class:`~starquad.ops.lean.NormMlp`).
+        **mixer_kwargs: ``kernel_size``, ``order``, ``memory_efficient``, ``window_size``, ``gn_scale``.
+    """
+
+    def __init__(self, dim: int, kind: str = "quadra", mlp_ratio: float = 4.0, drop_path: float = 0.0,
+                 ls_init: float = 1e-6, lean: bool = True, **mixer_kwargs: Any):  # fmt: skip
+        super().__init__()
+        self.kind = kind
+        mixer = create_mixer(kind, dim, **mixer_kwargs)
+        if mixer is not None:
+            self.norm1 = LayerNorm2d(dim, eps=1e-6)
+            self.mixer = mixer
+            self.gamma1 = nn.Parameter(torch.full((dim,), float(ls_init)))
+        else:
+            self.mixer = None
+        self.mlp = NormMlp(dim, mlp_ratio, ls_init, lean=lean)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mixer is not None:
+            x = x + self.drop_path(self.mixer(self.norm1(x)) * self.gamma1.view(1, -1, 1, 1))
+        return x + self.drop_path(self.mlp(x))
