@@ -134,5 +134,7 @@ def model_stats(name: str, **model_kwargs) -> dict[str, Any]:
     if paper.get("params_m"):
         row["params_diff_pct"] = round(100 * (row["params_m"] / paper["params_m"] - 1), 2)
     if paper.get("macs_m"):
-        row["macs_diff_pct"] = round(100 * (row["fvcore_macs_m"] / paper["macs_m"] - 1), 2)
+        # Papers count fvcore's total (norms and pooling included) unless their cfg says conv + linear only.
+        ours = row["macs_m"] if paper.get("macs_count") == "conv_linear" else row["fvcore_macs_m"]
+        row["macs_diff_pct"] = round(100 * (ours / paper["macs_m"] - 1), 2)
     return row

@@ -66,16 +66,16 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-# Paper figures: params (M) and MACs (M, conv + linear) at 224².
+# Paper figures: params (M) and MACs (M) at 224², counting conv and linear layers only (``macs_count``).
 default_cfgs: dict[str, dict[str, Any]] = {
-    "quadranet_xxs36": _cfg(paper_metrics=dict(params_m=1.85, macs_m=320.0)),
-    "quadranet_xs36": _cfg(paper_metrics=dict(params_m=6.39, macs_m=1120.0)),
-    "quadranet_t36": _cfg(paper_metrics=dict(params_m=23.6, macs_m=4130.0)),
-    "quadranet_s36": _cfg(paper_metrics=dict(params_m=51.6, macs_m=9030.0)),
-    "quadranet_b36": _cfg(paper_metrics=dict(params_m=90.5, macs_m=15810.0)),
-    "quadranet_t25": _cfg(paper_metrics=dict(params_m=16.3, macs_m=2900.0)),
-    "quadranet_s25": _cfg(paper_metrics=dict(params_m=35.5, macs_m=6330.0)),
-    "quadranet_b25": _cfg(paper_metrics=dict(params_m=62.1, macs_m=11090.0)),
+    "quadranet_xxs36": _cfg(paper_metrics=dict(params_m=1.85, macs_m=320.0, macs_count="conv_linear")),
+    "quadranet_xs36": _cfg(paper_metrics=dict(params_m=6.39, macs_m=1120.0, macs_count="conv_linear")),
+    "quadranet_t36": _cfg(paper_metrics=dict(params_m=23.6, macs_m=4130.0, macs_count="conv_linear")),
+    "quadranet_s36": _cfg(paper_metrics=dict(params_m=51.6, macs_m=9030.0, macs_count="conv_linear")),
+    "quadranet_b36": _cfg(paper_metrics=dict(params_m=90.5, macs_m=15810.0, macs_count="conv_linear")),
+    "quadranet_t25": _cfg(paper_metrics=dict(params_m=16.3, macs_m=2900.0, macs_count="conv_linear")),
+    "quadranet_s25": _cfg(paper_metrics=dict(params_m=35.5, macs_m=6330.0, macs_count="conv_linear")),
+    "quadranet_b25": _cfg(paper_metrics=dict(params_m=62.1, macs_m=11090.0, macs_count="conv_linear")),
 }
 
 DEPTHS_36, DEPTHS_25 = (3, 3, 27, 3), (2, 3, 18, 2)

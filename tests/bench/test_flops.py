@@ -42,3 +42,9 @@ def test_count_restores_training_mode():
     m = starquad.create_model("starnet_s050").train()
     count_flops(m)
     assert m.training
+
+
+def test_model_stats_compares_with_the_papers_own_counting():
+    row = model_stats("quadranet_t36")  # QuadraNet's paper counts conv + linear only
+    assert abs(row["macs_m"] / 4130.0 - 1) < 0.01 and abs(row["macs_diff_pct"]) < 1
+    assert row["fvcore_macs_m"] > row["macs_m"]
