@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg
 
 from starquad.models.mixernet import MixerNet, convert_convnext_layout
-from starquad.models.registry import register_model, timm_pretrained_cfg
+from starquad.models.registry import build_staged_model, register_model
 
 __all__ = ["HorNet", "checkpoint_filter_fn", "default_cfgs"]
 
@@ -58,14 +57,7 @@ default_cfgs: dict[str, dict[str, Any]] = {
 
 
 def _create_hornet(variant: str, **kwargs: Any) -> HorNet:
-    return build_model_with_cfg(
-        HorNet,
-        variant,
-        pretrained=False,
-        pretrained_cfg=timm_pretrained_cfg(default_cfgs[variant]),
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True),
-        **kwargs,
-    )
+    return build_staged_model(HorNet, variant, default_cfgs[variant], **kwargs)
 
 
 @register_model(also_in_timm=True)

@@ -18,11 +18,10 @@ import re
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg
 
 from starquad.models.checkpoint import CheckpointError
 from starquad.models.mixernet import MixerNet, convert_convnext_layout
-from starquad.models.registry import register_model, timm_pretrained_cfg
+from starquad.models.registry import build_staged_model, register_model
 from starquad.ops import merge_branches
 
 __all__ = ["QuadraNet", "checkpoint_filter_fn", "default_cfgs"]
@@ -82,14 +81,7 @@ DEPTHS_36, DEPTHS_25 = (3, 3, 27, 3), (2, 3, 18, 2)
 
 
 def _create_quadranet(variant: str, **kwargs: Any) -> QuadraNet:
-    return build_model_with_cfg(
-        QuadraNet,
-        variant,
-        pretrained=False,
-        pretrained_cfg=timm_pretrained_cfg(default_cfgs[variant]),
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True),
-        **kwargs,
-    )
+    return build_staged_model(QuadraNet, variant, default_cfgs[variant], **kwargs)
 
 
 @register_model(also_in_timm=True)

@@ -26,6 +26,7 @@ from timm.models import PretrainedCfg
 from starquad.errors import ConfigError, UnknownModelError
 
 __all__ = [
+    "build_staged_model",
     "create_model",
     "get_model_cfg",
     "is_model",
@@ -128,6 +129,21 @@ def get_model_cfg(name: str) -> dict[str, Any]:
         cfg = timm.models.get_pretrained_cfg(timm_name)
         return cfg.to_dict() if cfg is not None else {}
     raise UnknownModelError(_unknown_message(name))
+
+
+def build_staged_model(cls: type[nn.Module], variant: str, cfg: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """Build a four-stage family model through timm's ``build_model_with_cfg`` (so ``features_only=True``
+    works, taking the stage outputs), with the timm-compatible part of its family ``cfg``; never pretrained."""
+    from timm.models import build_model_with_cfg
+
+    return build_model_with_cfg(
+        cls,
+        variant,
+        pretrained=False,
+        pretrained_cfg=timm_pretrained_cfg(cfg),
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True),
+        **kwargs,
+    )
 
 
 def timm_pretrained_cfg(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -26,11 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
-from starquad.models.registry import register_model, timm_pretrained_cfg
+from starquad.models.registry import build_staged_model, register_model
 from starquad.models.surface import ModelSurface
 from starquad.ops import StarFusion, create_act
 
@@ -255,14 +254,7 @@ default_cfgs: dict[str, dict[str, Any]] = {
 
 
 def _create_starnet(variant: str, **kwargs: Any) -> StarNet:
-    return build_model_with_cfg(
-        StarNet,
-        variant,
-        pretrained=False,
-        pretrained_cfg=timm_pretrained_cfg(default_cfgs[variant]),
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True),
-        **kwargs,
-    )
+    return build_staged_model(StarNet, variant, default_cfgs[variant], **kwargs)
 
 
 @register_model
