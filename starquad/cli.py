@@ -22,6 +22,8 @@ commands:
                         --stats: params and MACs at the model's input size beside the paper's figures
   data list             list the datasets starquad can build
   data info NAME        counts per split and class, item shape, where the files were found
+  train                 train a model (timm recipes: AdamW, cosine, mixup, EMA, …); resumable, torchrun-ready
+  eval                  evaluate a checkpoint on a dataset's test split (top-1, top-5, loss)
   bench blocks          QuadraNet's block study (Table II): saved activations, peak RSS, forward and
                         training time of stacks of QuadraBlock / HorBlock / ConvBlock / SkipBlock /
                         SwinBlock, as ratios to HorBlock
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="dataset name (see 'starquad data list')")
     q.add_argument("--data-dir", help="folder with the dataset files (default: $STARQUAD_DATA, then system paths)")
     q.set_defaults(func=_cmd_data_info)
+
+    _add_train_parsers(sub, common)
 
     p = sub.add_parser("bench", parents=[common], help="benchmarks: blocks, memory", description="Benchmarks.")
     bench_sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
@@ -125,6 +129,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the sections and exit")
     p.set_defaults(func=_cmd_reproduce)
     return parser
+
+
+# train flags -> TrainConfig fields; every default is None so a recipe (-c) can set it and the flag override it
+_TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | None, str]] = [
+    (("--model",), "model", str, "model name (see 'starquad models')"),
+    (("--data",), "data", str, "dataset name (see 'starquad data list')"),
+    (("--data-dir",), "data_dir", str, "folder with the dataset files"),
+    (("--img-size",), "img_size", int, "input side (default: the dataset's)"),
+    (("--subset",), "subset", int, "train on a stratified subset of this many images"),
+    (("--epochs",), "epochs", int, "epochs (default 10)"),
+    (("-b", "--batch-size"), "batch_size", int, "batch size per process (default 128)"),
+    (("--grad-accum",), "grad_accum", int, "gradient accumulation steps (default 1)"),
+    (("--lr",), "lr", float, "peak learning rate, absolute (default 2e-3)"),
+    (("--opt",), "opt", str, "timm optimizer name (default adamw)"),
+    (("--weight-decay",), "weight_decay", float, "weight decay (default 0.05)"),
+    (("--sched",), "sched", str, "timm scheduler name (default cosine)"),
+    (("--warmup-epochs",), "warmup_epochs", int, "linear warm-up epochs (default 1)"),
+    (("--min-lr",), "min_lr", float, "final learning rate (default 1e-6)"),
+    (("--mixup",), "mixup", float, "mixup alpha (default 0: off)"),
+    (("--cutmix",), "cutmix", float, "cutmix alpha (default 0: off)"),
+    (("--smoothing",), "smoothing", float, "label smoothing (default 0.1)"),
+    (("--aa",), "aa", str, "timm auto-augment, e.g. rand-m9-mstd0.5-inc1"),
+    (("--reprob",), "reprob", float, "random-erasing probability (default 0)"),
+    (("--hflip",), "hflip", float, "horizontal-flip probability (default 0.5)"),
+    (("--drop-path",), "drop_path", float, "stochastic depth rate (default 0)"),
+    (("--model-ema",), "model_ema", None, "keep an EMA of the weights and evaluate it too"),
+    (("--model-ema-decay",), "model_ema_decay", float, "EMA decay (default 0.9998)"),
+    (("--clip-grad",), "clip_grad", float, "clip the gradient norm to this value"),
+    (("--amp",), "amp", None, "bf16 autocast"),
+    (("--channels-last",), "channels_last", None, "channels-last memory format"),
+    (("--no-aug",), "no_aug", None, "no training augmentation (the evaluation transform)"),
+    (("--seed",), "seed", int, "seed (default 0)"),
+    (("--workers",), "workers", int, "data-loading worker processes (default 0)"),
+    (("--threads",), "threads", int, "torch threads per process (default: torch's choice)"),
+    (("--output",), "output", str, "run directory (default runs/train)"),
+    (("--resume",), "resume", str, "continue the run in this directory after its last completed epoch"),
+]
+
+
+def _add_train_parsers(sub, common) -> None:
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model",
+        description="Train a model. -c/--config reads a YAML recipe (keys as the flags, '-' or '_'); flags given on "
+        "the command line override it. Writes OUTPUT/args.yaml, summary.csv (one row per epoch), "
+        "last.safetensors + last.state.pt (atomic; --resume OUTPUT continues after the last completed epoch) and "
+        "best.safetensors. Under 'torchrun --nproc_per_node=N' the same command trains with DDP.",
+    )
+    p.add_argument("-c", "--config", help="YAML recipe (e.g. recipes/fashion_mnist.yaml)")
+    for flags, dest, kind, text in _TRAIN_FLAGS:
+        if kind is None:
+            p.add_argument(*flags, dest=dest, action="store_true", default=None, help=text)
+        else:
+            p.add_argument(*flags, dest=dest, type=kind, default=None, help=text)
+    p.set_defaults(func=_cmd_train)
+    p = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="evaluate a checkpoint",
+        description="Evaluate weights (safetensors, or a weights-only torch file) on a dataset's test split.",
+    )
+    p.add_argument("--model", required=True, help="model name")
+    p.add_argument("--checkpoint", required=True, help="weights file, e.g. runs/train/best.safetensors")
+    p.add_argument("--data", default="fashion-mnist", help="dataset (default: %(default)s)")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument("--img-size", type=int, help="input side (default: the dataset's)")
+    p.add_argument("-b", "--batch-size", type=int, default=256, help="batch size (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _train_config(args):
+    from starquad.train import TrainConfig, load_recipe
+
+    values = load_recipe(args.config) if args.config else {}
+    values.update({dest: getattr(args, dest) for _, dest, _, _ in _TRAIN_FLAGS if getattr(args, dest) is not None})
+    return TrainConfig.from_dict(values, source=args.config or "command line")
+
+
+def _cmd_train(args) -> None:
+    from starquad.train import train
+
+    result = train(_train_config(args), log=lambda m: print(m, flush=True))
+    print(f"best top-1 {result['best_top1']:.2f}%; run directory: {result['output']}")
+
+
+def _cmd_eval(args) -> None:
+    from starquad.train import TrainConfig
+    from starquad.train.eval import evaluate_checkpoint
+
+    cfg = TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir, img_size=args.img_size,
+                      batch_size=args.batch_size, threads=args.threads)  # fmt: skip
+    m = evaluate_checkpoint(cfg, args.checkpoint)
+    print(
+        f"{args.model} on {args.data} test ({m['samples']} images): top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, "
+        f"loss {m['loss']:.4f}"
+    )
 
 
 def _cmd_models(args) -> None:

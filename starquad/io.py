@@ -22,6 +22,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a result file should be as readable as one from open()
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

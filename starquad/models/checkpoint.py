@@ -10,6 +10,7 @@ maps foreign key layouts onto ours.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import zipfile
 from pathlib import Path
@@ -46,7 +47,7 @@ def read_state_dict(path: str | os.PathLike, use_ema: bool = False) -> dict[str,
             obj = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
         detail = " ".join(str(e).split())[:200]
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupt?): {detail}") from e
     if not isinstance(obj, dict):

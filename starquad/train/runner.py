@@ -1,0 +1,222 @@
+"""A whole training run: data, model, timm optimizer/scheduler/mixup/EMA, the epoch loop, the run directory.
+
+The same code runs on one CPU process or under ``torchrun --nproc_per_node=N`` (DDP: gloo on CPU,
+nccl on CUDA); only rank 0 writes files. Determinism and resume: the training order of epoch ``e``
+is a permutation drawn from ``seed + e`` (``DistributedSampler``; rank r takes every N-th item, so N
+processes see the same global batches as one), and the global RNGs (augmentation, dropout, mixup)
+are reseeded from ``(seed, epoch, rank)`` at the start of every epoch. A resumed run therefore
+replays exactly what an uninterrupted run would have done, without pickling RNG objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import yaml
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from starquad.errors import ConfigError
+from starquad.io import atomic_write
+from starquad.train.config import TrainConfig
+from starquad.train.engine import evaluate, train_one_epoch
+from starquad.train.state import load_run_state, save_best, save_run_state
+
+__all__ = ["SUMMARY_FIELDS", "build_loaders", "build_train_model", "train"]
+
+SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "eval_loss", "top1", "top5", "ema_top1", "epoch_seconds",
+                  "images_per_s"]  # fmt: skip
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _init_distributed() -> torch.device:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[DataLoader, DataLoader, Any]:
+    """Training and evaluation loaders (and the dataset spec) for ``cfg``."""
+    from starquad.data import build_dataset, build_transform, dataset_spec
+
+    spec = dataset_spec(cfg.data)
+    if not spec.is_image:
+        raise ConfigError(f"dataset '{cfg.data}' is not an image dataset; starquad train needs images")
+    img_size = cfg.img_size or spec.img_size or 224
+    mean, std = spec.mean or None, spec.std or None
+    train_tf = build_transform(img_size, True, spec.in_chans, mean, std, scale=cfg.scale, hflip=cfg.hflip,
+                               auto_augment=cfg.aa, re_prob=cfg.reprob, no_aug=cfg.no_aug)  # fmt: skip
+    eval_tf = build_transform(img_size, False, spec.in_chans, mean, std)
+    train_ds = build_dataset(cfg.data, "train", cfg.data_dir, train_tf, subset=cfg.subset, seed=cfg.seed)
+    eval_ds = build_dataset(cfg.data, "test", cfg.data_dir, eval_tf, subset=cfg.eval_subset, seed=cfg.seed)
+    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    drop_last = len(train_ds) >= cfg.batch_size * world
+    train_loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=drop_last,
+                              persistent_workers=cfg.workers > 0)  # fmt: skip
+    eval_part = Subset(eval_ds, list(range(rank, len(eval_ds), world)))  # exact: no padding, counts are summed
+    eval_loader = DataLoader(eval_part, max(cfg.batch_size, 64), shuffle=False, num_workers=cfg.workers)
+    return train_loader, eval_loader, spec
+
+
+def build_train_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    from starquad.models import create_model
+
+    kwargs = dict(num_classes=num_classes, in_chans=in_chans, **cfg.model_kwargs)
+    if cfg.drop_path > 0:
+        kwargs["drop_path_rate"] = cfg.drop_path
+    try:
+        return create_model(cfg.model, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"model '{cfg.model}' does not accept these options: {e}") from e
+
+
+def _read_summary(path: Path, upto_epoch: int) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [row for row in csv.DictReader(f) if int(row["epoch"]) <= upto_epoch]
+
+
+def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, SUMMARY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, buffer.getvalue())
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) training; returns the final metrics. Only rank 0 writes and logs."""
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+    from timm.utils import ModelEmaV3
+
+    from starquad.bench.flops import count_flops
+
+    cfg.validate()
+    resume_dir = Path(cfg.resume) if cfg.resume else None
+    if resume_dir is not None:  # the run's own arguments win, except where to write
+        saved = resume_dir / "args.yaml"
+        if not saved.is_file():
+            raise ConfigError(f"--resume {resume_dir}: no args.yaml there (not a starquad run directory)")
+        values = yaml.safe_load(saved.read_text())
+        values.update(resume=str(resume_dir), output=str(resume_dir), workers=cfg.workers, threads=cfg.threads)
+        cfg = TrainConfig.from_dict(values, source=str(saved))
+    device = _init_distributed()
+    rank, world = _dist_info()
+    is_main = rank == 0
+    say = log if is_main else (lambda m: None)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed)
+    out = Path(cfg.output)
+    train_loader, eval_loader, spec = build_loaders(cfg, rank, world)
+    model = build_train_model(cfg, spec.num_classes, spec.in_chans)
+    img_size = cfg.img_size or spec.img_size or 224
+    flops = count_flops(model, (spec.in_chans, img_size, img_size))
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    momentum=cfg.momentum)  # fmt: skip
+    updates_per_epoch = (len(train_loader) + cfg.grad_accum - 1) // cfg.grad_accum
+    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs,
+                                       warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr,
+                                       step_on_epochs=False, updates_per_epoch=updates_per_epoch)  # fmt: skip
+    ema = ModelEmaV3(model, decay=cfg.model_ema_decay) if cfg.model_ema else None
+    mixup_fn = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        mixup_fn = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
+                         label_smoothing=cfg.smoothing, num_classes=spec.num_classes)  # fmt: skip
+        loss_fn: nn.Module = SoftTargetCrossEntropy()
+    elif cfg.smoothing > 0:
+        loss_fn = LabelSmoothingCrossEntropy(cfg.smoothing)
+    else:
+        loss_fn = nn.CrossEntropyLoss()
+
+    start_epoch, best_top1, rows = 0, -1.0, []
+    if resume_dir is not None:
+        weights, state = load_run_state(resume_dir)
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        start_epoch, best_top1 = int(state["epoch"]) + 1, float(state["best_top1"])
+        rows = _read_summary(resume_dir / "summary.csv", start_epoch - 1)
+        say(f"resuming {resume_dir} after epoch {start_epoch - 1} (best top-1 {best_top1:.2f}%)")
+    train_model = model
+    if world > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                          else None)  # fmt: skip
+    if is_main:
+        atomic_write(out / "args.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    eff_batch = cfg.batch_size * cfg.grad_accum * world
+    say(f"{cfg.model}: {flops.params / 1e6:.3f}M params, {flops.macs / 1e6:.1f}M MACs at "
+        f"{spec.in_chans}×{img_size}×{img_size}; {cfg.data}: {len(train_loader.dataset)} train images; "
+        f"{len(train_loader)} steps/epoch × {cfg.epochs - start_epoch} epochs; effective batch {eff_batch} "
+        f"({cfg.batch_size} × {cfg.grad_accum} accum × {world} process(es)); {device}")  # fmt: skip
+    num_updates = start_epoch * updates_per_epoch
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        train_loader.sampler.set_epoch(epoch)
+        _seed_everything((cfg.seed * 1_000_003 + epoch) * 1009 + rank)
+        scheduler.step_update(num_updates=num_updates)
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device, epoch, scheduler, num_updates,
+                                mixup_fn, ema, cfg.clip_grad, cfg.amp, cfg.grad_accum, cfg.channels_last, say,
+                                cfg.log_interval, is_main)  # fmt: skip
+        num_updates = stats.updates
+        metrics = evaluate(model, eval_loader, device, cfg.amp, cfg.channels_last)
+        ema_top1 = evaluate(ema.module, eval_loader, device, cfg.amp, cfg.channels_last)["top1"] if ema else None
+        row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "eval_loss": metrics["loss"],
+               "top1": metrics["top1"], "top5": metrics["top5"], "ema_top1": ema_top1,
+               "epoch_seconds": stats.seconds, "images_per_s": stats.samples / stats.seconds}  # fmt: skip
+        rows.append({k: _fmt(v) for k, v in row.items()})
+        if is_main:
+            if metrics["top1"] > best_top1:
+                best_top1 = metrics["top1"]
+                save_best(out, model.state_dict(), epoch, best_top1)
+            state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "best_top1": best_top1}
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            save_run_state(out, model.state_dict(), state)
+            _write_summary(out / "summary.csv", rows)
+        say(f"epoch {epoch}: train loss {stats.loss:.4f}, eval loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2f}%"
+            f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%, "
+            f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
+    if world > 1:
+        dist.barrier()
+    return {"best_top1": best_top1, "epochs": cfg.epochs, **metrics, "output": str(out), "finished": time.time()}

@@ -1,0 +1,153 @@
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import starquad.train.runner as runner
+from starquad.models.checkpoint import CheckpointError
+from starquad.train import NonFiniteLossError, TrainConfig, load_run_state, save_run_state, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = dict(model="starnet_s050", data="synthetic", img_size=16, epochs=3, batch_size=50, lr=4e-3, warmup_epochs=1,
+            smoothing=0.0, threads=2, log_interval=1000)  # fmt: skip
+
+
+def _rows(run_dir):
+    with open(Path(run_dir) / "summary.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "images_per_s")} for r in csv.DictReader(f)]
+
+
+def test_tiny_run_learns_and_writes_its_run_directory(tmp_path):
+    result = train(TrainConfig(**TINY, output=str(tmp_path)), log=lambda m: None)
+    rows = _rows(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert result["top1"] > 30  # 10 classes: chance is 10%
+    assert {"args.yaml", "summary.csv", "last.safetensors", "last.state.pt", "best.safetensors"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    weights, state = load_run_state(tmp_path)
+    assert state["epoch"] == 2 and set(weights) == set(load_file(tmp_path / "best.safetensors"))
+
+
+def test_resume_replays_the_uninterrupted_run(tmp_path, monkeypatch):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train(TrainConfig(**TINY, output=str(full)), log=lambda m: None)
+    original = runner.train_one_epoch
+
+    def interrupted(*args, **kwargs):
+        if args[5] == 2:  # the epoch argument: die before epoch 2 finishes
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY, output=str(cut)), log=lambda m: None)
+    assert [int(r["epoch"]) for r in _rows(cut)] == [0, 1]
+    monkeypatch.setattr(runner, "train_one_epoch", original)
+    train(TrainConfig(resume=str(cut)), log=lambda m: None)
+    assert _rows(cut) == _rows(full)
+    a, b = load_file(full / "last.safetensors"), load_file(cut / "last.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    original = runner.train_one_epoch
+
+    def poisoned(*args, **kwargs):
+        if args[5] == 1:
+            args = (*args[:3], lambda out, y: out.sum() * float("nan"), *args[4:])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_one_epoch", poisoned)
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1"):
+        train(TrainConfig(**TINY, output=str(tmp_path)), log=lambda m: None)
+    assert load_run_state(tmp_path)[1]["epoch"] == 0
+
+
+_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys, torch
+    import starquad.train.state as st
+    run, kill_at = sys.argv[1], int(sys.argv[2])
+    calls = {"n": 0}
+    real_write, real_replace = st.atomic_write, st.os.replace
+    def die_if_due():
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    def write(*a, **k):
+        die_if_due()
+        return real_write(*a, **k)
+    class _Os:  # only the rename inside save_run_state goes through this
+        def __getattr__(self, name):
+            return getattr(os, name)
+        def replace(self, *a):
+            die_if_due()
+            return real_replace(*a)
+    st.save_run_state(run, {"w": torch.zeros(4)}, {"epoch": 0})
+    st.atomic_write, st.os = write, _Os()
+    st.save_run_state(run, {"w": torch.ones(4)}, {"epoch": 1})
+    """
+)
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3])  # before the rename, before the weights, before the state
+def test_sigkill_during_a_checkpoint_write_leaves_a_loadable_checkpoint(tmp_path, kill_at):
+    proc = subprocess.run([sys.executable, "-c", _KILLER, str(tmp_path), str(kill_at)], capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    weights, state = load_run_state(tmp_path)
+    assert state["epoch"] == 0 and torch.equal(weights["w"], torch.zeros(4))
+
+
+def test_truncated_checkpoint_is_reported_not_loaded(tmp_path):
+    save_run_state(tmp_path, {"w": torch.arange(1000.0)}, {"epoch": 0})
+    data = (tmp_path / "last.safetensors").read_bytes()
+    (tmp_path / "last.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"no weights file matches .* refusing to load"):
+        load_run_state(tmp_path)
+    (tmp_path / "last.state.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_run_state(tmp_path)
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_matches_one_process(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(textwrap.dedent(
+        """
+        model: quadranet_xxs36
+        model_kwargs: {depths: [1, 1, 1, 1]}
+        data: synthetic
+        img_size: 32
+        epochs: 2
+        warmup_epochs: 0
+        lr: 0.002
+        smoothing: 0.0
+        no_aug: true
+        threads: 1
+        """
+    ))  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "starquad", "train", "-c", str(recipe),
+           "-b", "20", "--output", str(tmp_path / "ddp")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    one = [sys.executable, "-m", "starquad", "train", "-c", str(recipe), "-b", "40", "--output", str(tmp_path / "one")]
+    proc = subprocess.run(one, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ddp, single = _rows(tmp_path / "ddp"), _rows(tmp_path / "one")
+    for a, b in zip(ddp, single, strict=True):
+        for key in ("train_loss", "eval_loss", "top1"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-3, abs=1e-3), (key, a, b)
+    wa, wb = load_file(tmp_path / "ddp" / "last.safetensors"), load_file(tmp_path / "one" / "last.safetensors")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-3, atol=1e-4)
