@@ -35,6 +35,7 @@ class TrainConfig:
     momentum: float = 0.9
     sched: str = "cosine"
     warmup_epochs: int = 1
+    cooldown_epochs: int = 0  # extra epochs at min_lr after the schedule (StarNet: 10)
     warmup_lr: float = 1e-5
     min_lr: float = 1e-6
     smoothing: float = 0.1
@@ -65,7 +66,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "smoothing", "mixup", "cutmix", "reprob", "drop_path", "warmup_epochs",
-                     "workers"):  # fmt: skip
+                     "cooldown_epochs", "workers"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs and self.epochs > 1:

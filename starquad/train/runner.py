@@ -153,9 +153,17 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                     momentum=cfg.momentum)  # fmt: skip
     updates_per_epoch = (len(train_loader) + cfg.grad_accum - 1) // cfg.grad_accum
-    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs,
-                                       warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr,
-                                       step_on_epochs=False, updates_per_epoch=updates_per_epoch)  # fmt: skip
+    scheduler, total_epochs = create_scheduler_v2(
+        optimizer,
+        sched=cfg.sched,
+        num_epochs=cfg.epochs,
+        warmup_epochs=cfg.warmup_epochs,
+        warmup_lr=cfg.warmup_lr,
+        min_lr=cfg.min_lr,
+        cooldown_epochs=cfg.cooldown_epochs,
+        step_on_epochs=False,
+        updates_per_epoch=updates_per_epoch,
+    )  # epochs + cooldown
     ema = ModelEmaV3(model, decay=cfg.model_ema_decay) if cfg.model_ema else None
     mixup_fn = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
@@ -186,11 +194,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     eff_batch = cfg.batch_size * cfg.grad_accum * world
     say(f"{cfg.model}: {flops.params / 1e6:.3f}M params, {flops.macs / 1e6:.1f}M MACs at "
         f"{spec.in_chans}×{img_size}×{img_size}; {cfg.data}: {len(train_loader.dataset)} train images; "
-        f"{len(train_loader)} steps/epoch × {cfg.epochs - start_epoch} epochs; effective batch {eff_batch} "
+        f"{len(train_loader)} steps/epoch × {total_epochs - start_epoch} epochs; effective batch {eff_batch} "
         f"({cfg.batch_size} × {cfg.grad_accum} accum × {world} process(es)); {device}")  # fmt: skip
     num_updates = start_epoch * updates_per_epoch
     metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, total_epochs):
         train_loader.sampler.set_epoch(epoch)
         _seed_everything((cfg.seed * 1_000_003 + epoch) * 1009 + rank)
         scheduler.step_update(num_updates=num_updates)
@@ -219,4 +227,4 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
     if world > 1:
         dist.barrier()
-    return {"best_top1": best_top1, "epochs": cfg.epochs, **metrics, "output": str(out), "finished": time.time()}
+    return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out), "finished": time.time()}

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from starquad.cli import main
+from starquad.train import TrainConfig, load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_are_valid(path):
+    cfg = TrainConfig.from_dict(load_recipe(path), source=str(path))
+    cfg.validate()
+
+
+def test_train_then_eval_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--model", "starnet_s050", "--data", "synthetic", "--img-size", "16", "--epochs", "2",
+            "-b", "50", "--smoothing", "0", "--output", str(run), "--threads", "2"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "steps/epoch" in out and "effective batch 50" in out and "best top-1" in out
+    assert main(["eval", "--model", "starnet_s050", "--checkpoint", str(run / "best.safetensors"), "--data",
+                 "synthetic", "--img-size", "16"]) == 0  # fmt: skip
+    assert "synthetic test (200 images): top-1" in capsys.readouterr().out
+
+
+def test_recipe_sets_defaults_and_flags_override(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 7\nlr: 0.01\nbatch-size: 32\n")
+    from starquad.cli import _train_config, build_parser
+
+    cfg = _train_config(build_parser().parse_args(["train", "-c", str(recipe), "--lr", "0.5"]))
+    assert (cfg.epochs, cfg.lr, cfg.batch_size) == (7, 0.5, 32)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "fashion-mnist", "--data-dir", "/nonexistent"], "Fashion-MNIST not found"),
+        (["train", "--model", "starnet_s9", "--data", "synthetic"], "unknown model 'starnet_s9'"),
+        (["train", "--epochs", "-2"], "epochs must be >= 1"),
+        (["train", "--resume", "/nonexistent/run"], "no args.yaml there"),
+        (["eval", "--model", "starnet_s050", "--checkpoint", "/nonexistent.safetensors", "--data", "synthetic"],
+         "checkpoint file not found"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_nonzero(argv, message, capsys, tmp_path):
+    assert main([*argv, "--output", str(tmp_path)] if argv[0] == "train" else argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unknown_recipe_key_is_named(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 1\nlearning_rate: 0.1\n")
+    assert main(["train", "-c", str(recipe)]) == 1
+    assert "unknown key(s) learning_rate" in capsys.readouterr().err
