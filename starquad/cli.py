@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 # train flags -> TrainConfig fields; every default is None so a recipe (-c) can set it and the flag override it
 _TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | None, str]] = [
     (("--model",), "model", str, "model name (see 'starquad models')"),
+    (
+        ("--model-kwargs",),
+        "model_kwargs",
+        "yaml",
+        "model options as a YAML/JSON mapping, e.g. '{stem_stride: 1}' (replaces the recipe's)",
+    ),
     (("--data",), "data", str, "dataset name (see 'starquad data list')"),
     (("--data-dir",), "data_dir", str, "folder with the dataset files"),
     (("--img-size",), "img_size", int, "input side (default: the dataset's)"),
@@ -168,6 +174,18 @@ _TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | None, str]] = [
 ]
 
 
+def _yaml_mapping(text: str) -> dict:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"not YAML: {' '.join(str(e).split())}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{stem_stride: 1}}', got {text!r}")
+    return value
+
+
 def _add_train_parsers(sub, common) -> None:
     p = sub.add_parser(
         "train",
@@ -182,6 +200,8 @@ def _add_train_parsers(sub, common) -> None:
     for flags, dest, kind, text in _TRAIN_FLAGS:
         if kind is None:
             p.add_argument(*flags, dest=dest, action="store_true", default=None, help=text)
+        elif kind == "yaml":
+            p.add_argument(*flags, dest=dest, type=_yaml_mapping, default=None, help=text)
         else:
             p.add_argument(*flags, dest=dest, type=kind, default=None, help=text)
     p.set_defaults(func=_cmd_train)

@@ -113,6 +113,7 @@ class StarNet(ModelSurface, nn.Module):
         fusion: ``'star'``/``'sum'``, or a per-stage sequence (Table 7).
         act, act_placement, block_design: ablations (Tables 17, 9, 18).
         stem_chs: stem width (32 in every released variant).
+        stem_stride: 2 in every released variant; 1 keeps twice the resolution for small images (28², 32²).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth, linear in ``[0, drop_path_rate]`` over all blocks.
         num_classes, in_chans, global_pool: as in timm.
@@ -129,6 +130,7 @@ class StarNet(ModelSurface, nn.Module):
         act_placement: str = "one",
         block_design: str = "I",
         stem_chs: int = 32,
+        stem_stride: int = 2,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         num_classes: int = 1000,
@@ -144,7 +146,7 @@ class StarNet(ModelSurface, nn.Module):
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
-        self.stem = nn.Sequential(ConvBN(in_chans, stem_chs, 3, stride=2), nn.ReLU6())
+        self.stem = nn.Sequential(ConvBN(in_chans, stem_chs, 3, stride=stem_stride), nn.ReLU6())
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         stages, self.feature_info = [], []
         prev, cur = stem_chs, 0
@@ -155,7 +157,7 @@ class StarNet(ModelSurface, nn.Module):
                 for j in range(depth)
             ]
             stages.append(nn.Sequential(ConvBN(prev, dim, 3, stride=2), *blocks))
-            self.feature_info.append(dict(num_chs=dim, reduction=2 ** (i + 2), module=f"stages.{i}"))
+            self.feature_info.append(dict(num_chs=dim, reduction=stem_stride * 2 ** (i + 1), module=f"stages.{i}"))
             prev, cur = dim, cur + depth
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = prev

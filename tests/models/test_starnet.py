@@ -157,3 +157,11 @@ def test_init_choices_and_drop_path():
     model = starquad.create_model("starnet_s1", drop_path_rate=0.1)
     rates = [b.drop_path.drop_prob for s in model.stages for b in list(s)[1:] if hasattr(b.drop_path, "drop_prob")]
     assert len(rates) == 14 and rates[-1] == pytest.approx(0.1) and rates == sorted(rates)
+
+
+@torch.no_grad()
+def test_stem_stride_one_keeps_small_images_at_twice_the_resolution():
+    model = starquad.create_model("starnet_s050", stem_stride=1, in_chans=1, num_classes=10, features_only=True)
+    feats = model(torch.randn(1, 1, 32, 32))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+    assert model.feature_info.reduction() == [2, 4, 8, 16]

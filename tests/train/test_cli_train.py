@@ -57,3 +57,15 @@ def test_unknown_recipe_key_is_named(tmp_path, capsys):
     recipe.write_text("epochs: 1\nlearning_rate: 0.1\n")
     assert main(["train", "-c", str(recipe)]) == 1
     assert "unknown key(s) learning_rate" in capsys.readouterr().err
+
+
+def test_model_kwargs_flag_replaces_the_recipes(tmp_path, capsys):
+    from starquad.cli import _train_config, build_parser
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_kwargs: {stem_stride: 1}\n")
+    args = build_parser().parse_args(["train", "-c", str(recipe), "--model-kwargs", "{}"])
+    assert _train_config(args).model_kwargs == {}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--model-kwargs", "[1, 2]"])
+    assert "expected a mapping" in capsys.readouterr().err
