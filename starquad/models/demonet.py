@@ -21,7 +21,7 @@ from timm.models import build_model_with_cfg
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
-from starquad.models.registry import register_model, timm_pretrained_cfg
+from starquad.models.registry import imagenet_cfg, register_model, timm_pretrained_cfg
 from starquad.models.surface import ModelSurface
 from starquad.ops import StarFusion
 
@@ -211,12 +211,14 @@ class DemoNet2D(nn.Module):
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
-        "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-        "first_conv": "stem", "classifier": "head", "paper_ids": "arXiv:2403.19967",
-        "paper_name": "Rewrite the Stars", "license": "apache-2.0", **kwargs,
-    }  # fmt: skip
+    return imagenet_cfg(
+        pool_size=None,
+        first_conv="stem",
+        paper_ids="arXiv:2403.19967",
+        paper_name="Rewrite the Stars",
+        license="apache-2.0",
+        **kwargs,
+    )
 
 
 # Paper figures (Table 2, depth 12): ImageNet-1k top-1 of the star / sum variants, params (M).

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from starquad.models.mixernet import MixerNet, convert_convnext_layout
-from starquad.models.registry import build_staged_model, register_model
+from starquad.models.registry import build_staged_model, imagenet_cfg, register_model
 
 __all__ = ["HorNet", "checkpoint_filter_fn", "default_cfgs"]
 
@@ -40,12 +40,13 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: torch.nn.Mo
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-        "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-        "first_conv": "stem.0", "classifier": "head", "paper_ids": "arXiv:2207.14284", "paper_name": "HorNet",
-        "origin_url": "https://github.com/raoyongming/HorNet", **kwargs,
-    }  # fmt: skip
+    return imagenet_cfg(
+        first_conv="stem.0",
+        paper_ids="arXiv:2207.14284",
+        paper_name="HorNet",
+        origin_url="https://github.com/raoyongming/HorNet",
+        **kwargs,
+    )
 
 
 # Paper figures (7×7 variants, ImageNet-1k 224²): top-1, params (M), MACs (M).

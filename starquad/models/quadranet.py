@@ -21,7 +21,7 @@ import torch
 
 from starquad.models.checkpoint import CheckpointError
 from starquad.models.mixernet import MixerNet, convert_convnext_layout
-from starquad.models.registry import build_staged_model, register_model
+from starquad.models.registry import build_staged_model, imagenet_cfg, register_model
 from starquad.ops import merge_branches
 
 __all__ = ["QuadraNet", "checkpoint_filter_fn", "default_cfgs"]
@@ -57,12 +57,13 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: torch.nn.Mo
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-        "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-        "first_conv": "stem.0", "classifier": "head", "paper_ids": "arXiv:2311.17956", "paper_name": "QuadraNet",
-        "origin_url": "https://github.com/miniHuiHui/QuadraNet", **kwargs,
-    }  # fmt: skip
+    return imagenet_cfg(
+        first_conv="stem.0",
+        paper_ids="arXiv:2311.17956",
+        paper_name="QuadraNet",
+        origin_url="https://github.com/miniHuiHui/QuadraNet",
+        **kwargs,
+    )
 
 
 # Paper figures: params (M) and MACs (M) at 224², counting conv and linear layers only (``macs_count``).

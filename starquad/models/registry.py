@@ -29,6 +29,7 @@ __all__ = [
     "build_staged_model",
     "create_model",
     "get_model_cfg",
+    "imagenet_cfg",
     "is_model",
     "list_models",
     "model_entrypoint",
@@ -129,6 +130,15 @@ def get_model_cfg(name: str) -> dict[str, Any]:
         cfg = timm.models.get_pretrained_cfg(timm_name)
         return cfg.to_dict() if cfg is not None else {}
     raise UnknownModelError(_unknown_message(name))
+
+
+def imagenet_cfg(**kwargs: Any) -> dict[str, Any]:
+    """A family cfg with timm's ImageNet-1k defaults (224², bicubic, crop 0.875, ImageNet mean/std, ``head``)."""
+    return {
+        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
+        "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+        "classifier": "head", **kwargs,
+    }  # fmt: skip
 
 
 def build_staged_model(cls: type[nn.Module], variant: str, cfg: dict[str, Any], **kwargs: Any) -> nn.Module:

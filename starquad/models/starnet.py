@@ -29,7 +29,7 @@ from timm.layers import DropPath, SelectAdaptivePool2d, trunc_normal_
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
-from starquad.models.registry import build_staged_model, register_model
+from starquad.models.registry import build_staged_model, imagenet_cfg, register_model
 from starquad.models.surface import ModelSurface
 from starquad.ops import StarFusion, create_act
 
@@ -233,13 +233,14 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) 
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-        "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-        "first_conv": "stem.0.conv", "classifier": "head", "paper_ids": "arXiv:2403.19967",
-        "paper_name": "Rewrite the Stars", "origin_url": "https://github.com/ma-xu/Rewrite-the-Stars",
-        "license": "apache-2.0", **kwargs,
-    }  # fmt: skip
+    return imagenet_cfg(
+        first_conv="stem.0.conv",
+        paper_ids="arXiv:2403.19967",
+        paper_name="Rewrite the Stars",
+        origin_url="https://github.com/ma-xu/Rewrite-the-Stars",
+        license="apache-2.0",
+        **kwargs,
+    )
 
 
 # Paper figures (Table 6 and the small-model table): ImageNet-1k top-1, params (M), MACs (M) at 224²,

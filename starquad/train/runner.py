@@ -14,7 +14,6 @@ import csv
 import io
 import os
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,4 +226,4 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
     if world > 1:
         dist.barrier()
-    return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out), "finished": time.time()}
+    return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out)}
