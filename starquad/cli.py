@@ -7,6 +7,7 @@ line on stderr with a non-zero exit status; ``--debug`` shows the full traceback
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,12 @@ commands:
   bench blocks          QuadraNet's block study (Table II): saved activations, peak RSS, forward and
                         training time of stacks of QuadraBlock / HorBlock / ConvBlock / SkipBlock /
                         SwinBlock, as ratios to HorBlock
-  bench memory MODEL..  activations saved for backward by whole models, as ratios to the first
+  bench latency MODEL.. inference latency: eager / compile / onnxruntime / openvino, --protocol paper,
+                        --roofline (fraction of this machine's GEMM peak), --plot (top-1 vs latency)
+  bench throughput MODEL.. inference and training samples/s at a batch
+  bench memory MODEL..  activations saved for backward, peak RSS of a training step, ratios to the first
+  bench flops MODEL..   params and MACs beside the papers' figures
+  export MODEL -o F.onnx  ONNX export (folded), verified against PyTorch in onnxruntime
   reproduce             test the papers' claims at small scale; writes report.md, results.json, PNGs
 
 Run 'starquad COMMAND --help' for a command's options.
@@ -41,6 +47,8 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from starquad.bench.backends import BACKENDS, PRECISIONS
+
     common = _common()
     parser = argparse.ArgumentParser(
         prog="starquad", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -75,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parsers(sub, common)
 
-    p = sub.add_parser("bench", parents=[common], help="benchmarks: blocks, memory", description="Benchmarks.")
+    p = sub.add_parser("bench", parents=[common], help="benchmarks: latency, throughput, memory, flops, blocks",
+                       description="Benchmarks of any models, ours or timm's; Markdown tables on stdout.")  # fmt: skip
     bench_sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
     q = bench_sub.add_parser(
         "blocks",
@@ -99,17 +108,86 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
     q.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     q.set_defaults(func=_cmd_bench_blocks)
-    q = bench_sub.add_parser(
-        "memory",
-        parents=[common],
-        help="activation bytes saved for backward by models",
-        description="Exact bytes of activations that one training-mode forward pass saves for backward "
-        "(storages counted once, parameters excluded), with ratios to the first model.",
+    models_help = "model names or shell patterns, ours or timm's ('timm:NAME' forces timm's; 'starnet_s[1-4]')"
+
+    def model_parser(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        q = bench_sub.add_parser(name, parents=[common], help=help_text, description=description)
+        q.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
+        q.add_argument("--model", "--models", dest="model_opt", nargs="+", metavar="MODEL", default=[],
+                       help="more models (same as the positional names)")  # fmt: skip
+        q.add_argument("--img-size", type=int, help="input side (default: each model's cfg input size)")
+        q.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+        q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
+        return q
+
+    q = model_parser(
+        "latency", "inference latency with eager / compile / onnxruntime / openvino",
+        "Inference latency of each model on each backend: warm-up, then timed runs; median (or mean), p10, p90, "
+        "params, MACs (conv/linear), published ImageNet top-1. Models are re-parameterised first (MobileOne, "
+        "FastViT, StarNet folded) unless --no-reparam. --roofline adds the achieved GFLOP/s as a fraction of "
+        "this machine's square-GEMM peak measured with the same backend and threads.",
+    )  # fmt: skip
+    q.add_argument("--backend", nargs="+", default=["eager"], choices=BACKENDS, help="backends (default: eager)")
+    q.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
+    q.add_argument("--threads", type=int, default=2, help="intra-op threads (default: %(default)s)")
+    q.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: %(default)s)")
+    q.add_argument("--runs", type=int, default=50, help="timed runs (default: %(default)s)")
+    q.add_argument(
+        "--protocol",
+        choices=["default", "paper"],
+        default="default",
+        help="paper: the StarNet paper's method (onnxruntime, batch 1, 50 warm-up, mean of 500)",
     )
-    q.add_argument("models", nargs="+", help="model names")
-    q.add_argument("--img-size", type=int, default=224, help="input side (default: %(default)s)")
+    q.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default) or bf16 (eager, "
+                   "compile: autocast; openvino: inference precision)")  # fmt: skip
+    q.add_argument("--channels-last", action="store_true", help="channels-last memory (eager, compile)")
+    q.add_argument("--no-reparam", action="store_true", help="time the models as built (no folding)")
+    q.add_argument("--roofline", action="store_true", help="add achieved GFLOP/s and %% of the GEMM peak")
+    q.add_argument("--plot", metavar="FILE.png", help="draw top-1 against latency (like StarNet's Fig. 4)")
+    q.set_defaults(func=_cmd_bench_latency)
+
+    q = model_parser("throughput", "inference and training samples/s at a batch",
+                     "Samples per second in PyTorch eager: inference (re-parameterised) and one training step "
+                     "(forward, backward, SGD update).")  # fmt: skip
+    q.add_argument("--batch", type=int, default=32, help="batch size (default: %(default)s)")
+    q.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    q.add_argument("--runs", type=int, default=10, help="timed runs (default: %(default)s)")
+    q.add_argument("--no-train", action="store_true", help="inference only")
+    q.add_argument("--channels-last", action="store_true", help="channels-last memory")
+    q.set_defaults(func=_cmd_bench_throughput)
+
+    q = model_parser(
+        "memory", "activation bytes saved for backward, peak RSS of a training step",
+        "Exact bytes of activations that one training-mode forward pass saves for backward (saved-tensor hooks; "
+        "storages counted once, parameters excluded), the peak-RSS rise of one forward+backward step, CUDA max "
+        "allocated on a GPU, and ratios of saved bytes to the first model.",
+    )  # fmt: skip
     q.add_argument("--batch", type=int, default=2, help="batch size (default: %(default)s)")
+    q.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
     q.set_defaults(func=_cmd_bench_memory)
+
+    q = model_parser("flops", "params and FLOPs beside the papers' figures",
+                     "Params, conv/linear MACs, fvcore's total and element-wise products at the model's input size, "
+                     "beside the paper's figures.")  # fmt: skip
+    q.set_defaults(func=_cmd_bench_flops)
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export a model to ONNX and verify it in onnxruntime",
+        description="Export MODEL (re-parameterised, BatchNorm folded) to one ONNX file with torch's exporter, "
+        "run it in onnxruntime and compare with PyTorch: prints the largest absolute difference and fails (nothing "
+        "written) above --atol.",
+    )
+    p.add_argument("model", help="model name")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.onnx", help="output file")
+    p.add_argument("--checkpoint", help="weights to load first (safetensors or weights-only torch file)")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
+    p.add_argument("--img-size", type=int, help="input side (default: the model's cfg input size)")
+    p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
+    p.add_argument("--no-fold", action="store_true", help="export the model as built (no re-parameterisation)")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference (default: %(default)g)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "reproduce",
@@ -132,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # train flags -> TrainConfig fields; every default is None so a recipe (-c) can set it and the flag override it
-_TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | None, str]] = [
+_TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | str | None, str]] = [
     (("--model",), "model", str, "model name (see 'starquad models')"),
     (
         ("--model-kwargs",),
@@ -158,7 +236,10 @@ _TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | None, str]] = [
     (("--smoothing",), "smoothing", float, "label smoothing (default 0.1)"),
     (("--aa",), "aa", str, "timm auto-augment, e.g. rand-m9-mstd0.5-inc1"),
     (("--reprob",), "reprob", float, "random-erasing probability (default 0)"),
+    (("--scale",), "scale", "pair", "random-resized-crop area range MIN MAX (default 0.08 1)"),
+    (("--ratio",), "ratio", "pair", "random-resized-crop aspect-ratio range MIN MAX (default 0.75 1.333)"),
     (("--hflip",), "hflip", float, "horizontal-flip probability (default 0.5)"),
+    (("--color-jitter",), "color_jitter", float, "colour-jitter strength (default 0.4; 0: off)"),
     (("--drop-path",), "drop_path", float, "stochastic depth rate (default 0)"),
     (("--model-ema",), "model_ema", None, "keep an EMA of the weights and evaluate it too"),
     (("--model-ema-decay",), "model_ema_decay", float, "EMA decay (default 0.9998)"),
@@ -202,6 +283,8 @@ def _add_train_parsers(sub, common) -> None:
             p.add_argument(*flags, dest=dest, action="store_true", default=None, help=text)
         elif kind == "yaml":
             p.add_argument(*flags, dest=dest, type=_yaml_mapping, default=None, help=text)
+        elif kind == "pair":
+            p.add_argument(*flags, dest=dest, type=float, nargs=2, metavar=("MIN", "MAX"), default=None, help=text)
         else:
             p.add_argument(*flags, dest=dest, type=kind, default=None, help=text)
     p.set_defaults(func=_cmd_train)
@@ -297,10 +380,94 @@ def _cmd_bench_blocks(args) -> None:
         atomic_write(args.json, json.dumps(rows, indent=2))
 
 
-def _cmd_bench_memory(args) -> None:
-    from starquad.bench.blocks import format_model_memory, model_memory
+def _bench_models(args) -> list[str]:
+    from starquad.bench.suite import expand_models
+    from starquad.errors import ConfigError
 
-    print(format_model_memory(model_memory(args.models, args.img_size, args.batch)))
+    given = list(args.models) + list(args.model_opt)
+    if not given:
+        raise ConfigError("name at least one model, e.g. 'starquad bench latency starnet_s1 mobileone_s0'")
+    return expand_models(given)
+
+
+def _emit_rows(args, rows, columns=None) -> None:
+    import json
+
+    from starquad.bench import markdown_table
+    from starquad.bench.suite import rows_to_csv
+    from starquad.io import atomic_write
+
+    print(markdown_table(rows, columns))
+    if args.json:
+        atomic_write(args.json, json.dumps(rows, indent=2))
+    if args.csv:
+        atomic_write(args.csv, rows_to_csv(rows))
+
+
+def _cmd_bench_latency(args) -> None:
+    from starquad.bench.suite import PAPER_PROTOCOL, LatencyConfig
+
+    cfg = LatencyConfig(
+        backends=tuple(args.backend), batch=args.batch, img_size=args.img_size, threads=args.threads,
+        warmup=args.warmup, runs=args.runs, precision=args.precision, reparameterize=not args.no_reparam,
+        channels_last=args.channels_last, roofline=args.roofline,
+    )  # fmt: skip
+    if args.protocol == "paper":
+        cfg = dataclasses.replace(cfg, **PAPER_PROTOCOL)
+    from starquad.bench.suite import bench_latency
+
+    rows = bench_latency(_bench_models(args), cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    columns = ["model", "backend", "batch", "input", "ms", "p10_ms", "p90_ms", "params_m", "macs_m", "top1"]
+    if cfg.roofline:
+        columns += ["gflops", "roofline_pct"]
+    print(f"latency: {cfg.statistic} of {cfg.runs} runs after {cfg.warmup} warm-up, {cfg.threads} thread(s), "
+          f"{cfg.precision}{'' if cfg.reparameterize else ', not re-parameterised'}")  # fmt: skip
+    _emit_rows(args, rows, columns)
+    if args.plot:
+        from starquad.bench.plot import plot_accuracy_latency
+
+        n = plot_accuracy_latency(rows, args.plot)
+        print(f"plot: {args.plot} ({n} models with a published top-1)")
+
+
+def _cmd_bench_throughput(args) -> None:
+    from starquad.bench.suite import bench_throughput
+
+    rows = bench_throughput(_bench_models(args), batch=args.batch, threads=args.threads, img_size=args.img_size,
+                            runs=args.runs, train=not args.no_train, channels_last=args.channels_last,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    _emit_rows(args, rows)
+
+
+def _cmd_bench_memory(args) -> None:
+    from starquad.bench.suite import bench_memory
+
+    _emit_rows(args, bench_memory(_bench_models(args), batch=args.batch, img_size=args.img_size, rss=not args.no_rss))
+
+
+def _cmd_bench_flops(args) -> None:
+    from starquad.bench.suite import bench_flops
+
+    columns = ["model", "input", "params_m", "paper_params_m", "macs_m", "fvcore_macs_m", "paper_macs_m",
+               "macs_diff_pct", "elementwise_mul_m", "paper_top1"]  # fmt: skip
+    _emit_rows(args, bench_flops(_bench_models(args)), columns)
+
+
+def _cmd_export(args) -> None:
+    from starquad.bench.suite import input_size_of
+    from starquad.deploy import export_onnx
+    from starquad.models import create_model, load_checkpoint
+
+    kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    model = create_model(args.model, **kwargs)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint)
+    size = input_size_of(args.model, args.img_size)
+    result = export_onnx(model, args.output, size, dynamic_batch=args.dynamic_batch, prepare=not args.no_fold,
+                         atol=args.atol)  # fmt: skip
+    print(f"{result.path}: {result.size_bytes / 2**20:.2f} MiB, input 1×{'×'.join(map(str, size))}"
+          f"{' (dynamic batch)' if result.dynamic_batch else ''}; onnxruntime vs PyTorch max abs diff "
+          f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)")  # fmt: skip
 
 
 def _cmd_reproduce(args) -> None:

@@ -88,7 +88,8 @@ def test_bench_blocks_prints_the_table_and_writes_json(tmp_path, capsys):
 
 def test_bench_memory_and_its_errors(capsys):
     assert main(["bench", "memory", "quadranet_xxs36", "hornet_t", "--img-size", "32", "--batch", "1"]) == 0
-    assert "| hornet_t | 1×3×32² |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| hornet_t | 1×3×32×32 |" in out and "saved_ratio" in out
     assert main(["bench", "memory", "quadranet_t99"]) == 1
     assert "unknown model 'quadranet_t99'" in capsys.readouterr().err
     assert main(["bench", "blocks", "--batch", "0"]) == 1

@@ -34,8 +34,6 @@ __all__ = [
     "BLOCK_VARIANTS",
     "BlockStudyConfig",
     "format_block_study",
-    "format_model_memory",
-    "model_memory",
     "run_block_study",
     "saved_activations_of",
 ]
@@ -160,25 +158,3 @@ def format_block_study(rows: Sequence[dict[str, Any]], cfg: BlockStudyConfig) ->
                "fwd_speedup_vs_hor", "train_ms", "train_speedup_vs_hor"]  # fmt: skip
     present = [c for c in columns if any(c in r for r in rows)]
     return head + "\n\n" + markdown_table(rows, present)
-
-
-def model_memory(names: Sequence[str], img_size: int = 224, batch: int = 2, seed: int = 0) -> list[dict[str, Any]]:
-    """Activation bytes saved by one training-mode forward of each model, and ratios to the first."""
-    from starquad.models import create_model, get_model_cfg
-
-    if img_size < 32 or batch < 1:
-        raise ConfigError(f"need img_size >= 32 and batch >= 1, got img_size={img_size}, batch={batch}")
-    rows = []
-    for name in names:
-        model = create_model(name).train()
-        in_chans = get_model_cfg(name).get("input_size", (3,))[0]
-        x = torch.randn(batch, in_chans, img_size, img_size, generator=torch.Generator().manual_seed(seed))
-        saved = saved_activations_of(model, x)
-        rows.append({"model": name, "input": f"{batch}×{in_chans}×{img_size}²", "saved_mib": saved / MiB})
-    for row in rows:
-        row["ratio_to_first"] = row["saved_mib"] / rows[0]["saved_mib"]
-    return rows
-
-
-def format_model_memory(rows: Sequence[dict[str, Any]]) -> str:
-    return markdown_table(rows, ["model", "input", "saved_mib", "ratio_to_first"])

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["fold_batchnorm"]
+__all__ = ["fold_batchnorm", "prepare_for_inference"]
 
 
 def _fold_sequential_pairs(module: nn.Module) -> int:
@@ -27,7 +27,8 @@ def _fold_sequential_pairs(module: nn.Module) -> int:
         names = list(seq._modules)
         for prev, name in itertools.pairwise(names):
             conv, bn = seq._modules[prev], seq._modules[name]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+            # exact types: a BatchNorm2d subclass (timm's BatchNormAct2d) may carry an activation
+            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
                 seq._modules[prev] = fuse_conv_bn_eval(conv, bn)
                 seq._modules[name] = nn.Identity()
                 folded += 1
@@ -39,7 +40,7 @@ def _fold_norm_into_head(model: nn.Module) -> int:
     """Fold a timm-style ``model.norm`` BatchNorm2d → average pool → Linear ``model.head``."""
     norm, head = getattr(model, "norm", None), getattr(model, "head", None)
     pool_type = getattr(getattr(model, "global_pool", None), "pool_type", None)
-    if not (isinstance(norm, nn.BatchNorm2d) and isinstance(head, nn.Linear) and pool_type == "avg"):
+    if not (type(norm) is nn.BatchNorm2d and isinstance(head, nn.Linear) and pool_type == "avg"):
         return 0
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     shift = norm.bias - norm.running_mean * scale
@@ -50,22 +51,45 @@ def _fold_norm_into_head(model: nn.Module) -> int:
     return 1
 
 
-def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
+def fold_batchnorm(model: nn.Module, inplace: bool = False, strict: bool = True) -> nn.Module:
     """Return ``model`` in eval mode with its BatchNorms folded into neighbouring convs / the classifier.
 
     Args:
         model: a model whose BatchNorms follow convs inside ``nn.Sequential`` containers (StarNet's
             ``ConvBN``, timm's ``ConvNormAct``-free designs) or precede an avg-pool + Linear head.
         inplace: modify ``model`` itself instead of a deep copy.
+        strict: raise if a BatchNorm is left; with ``strict=False`` fold what can be folded.
 
     Raises:
-        ValueError: a BatchNorm remains that could not be folded (the model would be only partly folded).
+        ValueError: (strict) a BatchNorm remains that could not be folded (the model would be only partly folded).
     """
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     _fold_sequential_pairs(model)
     _fold_norm_into_head(model)
     left = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if left:
+    if left and strict:
         raise ValueError(f"could not fold {len(left)} BatchNorm(s), e.g. {', '.join(left[:3])}: no conv before them")
     return model
+
+
+def prepare_for_inference(model: nn.Module, inplace: bool = False, merge_branches: bool = True) -> nn.Module:
+    """The inference form of any model: eval mode, timm's re-parameterisation, then BatchNorm folding.
+
+    :func:`timm.models.reparameterize_model` calls every submodule's ``fuse()`` / ``reparameterize()`` /
+    ``switch_to_deploy()`` (MobileOne, FastViT, RepVGG); then the Conv→BatchNorm pairs left anywhere are
+    folded (non-strict: a BatchNorm without a conv before it stays). With ``merge_branches`` the modules
+    that offer ``merge_branches()`` (StarNet's block: f1 and f2 as one conv) use it — faster in PyTorch
+    (one GEMM instead of two), slower in ONNX Runtime, whose blocked NCHWc layout pays more for the split
+    than it saves, so ONNX export leaves the branches apart. Outputs are unchanged up to float rounding.
+    """
+    from timm.models import reparameterize_model
+
+    model = model if inplace else copy.deepcopy(model)
+    model.eval()
+    reparameterize_model(model, inplace=True)
+    if merge_branches:
+        for module in list(model.modules()):
+            if callable(getattr(module, "merge_branches", None)):
+                module.merge_branches()
+    return fold_batchnorm(model, inplace=True, strict=False)

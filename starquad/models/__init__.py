@@ -1,6 +1,6 @@
 """Model families built from :mod:`starquad.ops`, and the registry that names them."""
 
-from starquad.models import demonet, hornet, quadranet, starnet  # noqa: F401  (register their models)
+from starquad.models import baselines, demonet, hornet, quadranet, starnet  # noqa: F401  (register their models)
 from starquad.models.checkpoint import CheckpointError, load_checkpoint
 from starquad.models.registry import (
     create_model,

@@ -88,11 +88,25 @@ class StarBlock(nn.Module):
         shortcut = x
         x = self.dwconv(x)
         if self.block_design == "I":
-            x = self.g(self.star(self.f1(x), self.f2(x)))
+            x1, x2 = self.f1(x).chunk(2, dim=1) if self.f2 is None else (self.f1(x), self.f2(x))
+            x = self.g(self.star(x1, x2))
         else:
             x = self.star(self.g(self.act(self.f1(x))), x)
         x = self.dwconv2(x)
         return shortcut + self.drop_path(x)
+
+    @torch.no_grad()
+    def merge_branches(self) -> None:
+        """Inference form for PyTorch (:func:`starquad.deploy.prepare_for_inference`): f1 and f2 become one
+        1×1 conv with twice the outputs, split after it — one matrix product instead of two. Outputs are
+        unchanged. State-dict keys change (``f2`` disappears), so save weights before, not after."""
+        if self.block_design != "I" or self.f2 is None:
+            return
+        c1, c2 = self.f1.conv, self.f2.conv
+        merged = nn.Conv2d(c1.in_channels, 2 * c1.out_channels, 1).to(c1.weight)
+        merged.weight.copy_(torch.cat([c1.weight, c2.weight]))
+        merged.bias.copy_(torch.cat([c1.bias, c2.bias]))
+        self.f1.conv, self.f2 = merged, None
 
 
 def _per_stage(value: str | Sequence[str], n: int, what: str) -> list[str]:

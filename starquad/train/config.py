@@ -45,7 +45,9 @@ class TrainConfig:
     aa: str | None = None  # timm auto-augment string, e.g. 'rand-m9-mstd0.5-inc1'
     reprob: float = 0.0
     scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # random-resized-crop aspect ratio range
     hflip: float = 0.5
+    color_jitter: float = 0.4  # timm's default; 0 turns it off
     no_aug: bool = False  # training images get the evaluation transform (no crop/flip/augmentation)
     drop_path: float = 0.0
     model_ema: bool = False
@@ -66,19 +68,23 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "smoothing", "mixup", "cutmix", "reprob", "drop_path", "warmup_epochs",
-                     "cooldown_epochs", "workers"):  # fmt: skip
+                     "color_jitter", "cooldown_epochs", "workers"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs and self.epochs > 1:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
         if not 0 <= self.smoothing < 1 or not 0 <= self.reprob <= 1:
             raise ConfigError("smoothing must be in [0, 1) and reprob in [0, 1]")
+        for name in ("scale", "ratio"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ConfigError(f"{name} must be two numbers 0 < MIN <= MAX, got {low} {high}")
         if self.img_size is not None and self.img_size < 8:
             raise ConfigError(f"img_size must be >= 8, got {self.img_size}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["scale"] = list(self.scale)
+        d["scale"], d["ratio"] = list(self.scale), list(self.ratio)
         return d
 
     @classmethod
@@ -88,8 +94,9 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(values)
-        if "scale" in values:
-            values["scale"] = tuple(values["scale"])
+        for key in ("scale", "ratio"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
 

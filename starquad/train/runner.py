@@ -70,8 +70,9 @@ def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[Data
         raise ConfigError(f"dataset '{cfg.data}' is not an image dataset; starquad train needs images")
     img_size = cfg.img_size or spec.img_size or 224
     mean, std = spec.mean or None, spec.std or None
-    train_tf = build_transform(img_size, True, spec.in_chans, mean, std, scale=cfg.scale, hflip=cfg.hflip,
-                               auto_augment=cfg.aa, re_prob=cfg.reprob, no_aug=cfg.no_aug)  # fmt: skip
+    train_tf = build_transform(img_size, True, spec.in_chans, mean, std, scale=cfg.scale, ratio=cfg.ratio,
+                               hflip=cfg.hflip, color_jitter=cfg.color_jitter, auto_augment=cfg.aa,
+                               re_prob=cfg.reprob, no_aug=cfg.no_aug)  # fmt: skip
     eval_tf = build_transform(img_size, False, spec.in_chans, mean, std)
     train_ds = build_dataset(cfg.data, "train", cfg.data_dir, train_tf, subset=cfg.subset, seed=cfg.seed)
     eval_ds = build_dataset(cfg.data, "test", cfg.data_dir, eval_tf, subset=cfg.eval_subset, seed=cfg.seed)

@@ -96,3 +96,19 @@ def test_import_never_replaces_a_timm_model():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_resnet18_small_runs_its_stages_at_half_the_input_side():
+    model = starquad.create_model("resnet18_small", num_classes=10, in_chans=1)
+    feats = model.forward_intermediates(torch.randn(2, 1, 28, 28), intermediates_only=True)
+    assert [f.shape[-1] for f in feats[1:]] == [14, 7, 4, 2]  # after the stem: the stages
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert not timm.is_model("resnet18_small")  # ours only; timm's resnet18 untouched
+    reference = timm.create_model("resnet18", num_classes=10, in_chans=1)
+    assert model.conv1.kernel_size == (3, 3) and reference.conv1.kernel_size == (7, 7)
+
+
+def test_resnet18_small_features_only_reports_its_reductions():
+    model = starquad.create_model("resnet18_small", features_only=True)
+    feats = model(torch.randn(1, 3, 32, 32))
+    assert [32 // r for r in model.feature_info.reduction()] == [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2]

@@ -28,11 +28,12 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
 
 def test_recipe_sets_defaults_and_flags_override(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("epochs: 7\nlr: 0.01\nbatch-size: 32\n")
+    recipe.write_text("epochs: 7\nlr: 0.01\nbatch-size: 32\nscale: [0.5, 1]\ncolor_jitter: 0\n")
     from starquad.cli import _train_config, build_parser
 
-    cfg = _train_config(build_parser().parse_args(["train", "-c", str(recipe), "--lr", "0.5"]))
-    assert (cfg.epochs, cfg.lr, cfg.batch_size) == (7, 0.5, 32)
+    cfg = _train_config(build_parser().parse_args(["train", "-c", str(recipe), "--lr", "0.5", "--ratio", "1", "1"]))
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.color_jitter) == (7, 0.5, 32, 0.0)
+    assert cfg.scale == (0.5, 1.0) and cfg.ratio == (1.0, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,8 @@ def test_recipe_sets_defaults_and_flags_override(tmp_path):
         (["train", "--data", "fashion-mnist", "--data-dir", "/nonexistent"], "Fashion-MNIST not found"),
         (["train", "--model", "starnet_s9", "--data", "synthetic"], "unknown model 'starnet_s9'"),
         (["train", "--epochs", "-2"], "epochs must be >= 1"),
+        (["train", "--scale", "0.9", "0.5"], "scale must be two numbers 0 < MIN <= MAX, got 0.9 0.5"),
+        (["train", "--color-jitter", "-1"], "color_jitter must be >= 0"),
         (["train", "--resume", "/nonexistent/run"], "no args.yaml there"),
         (["eval", "--model", "starnet_s050", "--checkpoint", "/nonexistent.safetensors", "--data", "synthetic"],
          "checkpoint file not found"),

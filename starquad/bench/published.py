@@ -1,0 +1,41 @@
+"""Published ImageNet-1k top-1 accuracies (%) of timm peers, for accuracy-versus-latency tables and plots.
+
+starquad's own models carry theirs in their cfg (``paper_metrics['top1']``); timm's pretrained cfgs do not
+carry accuracies, so the peers of the StarNet paper's Table 6 are listed here with the paper each figure
+comes from. Nothing here is measured by starquad.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PUBLISHED_TOP1", "published_top1"]
+
+# name -> (top-1 %, source)
+PUBLISHED_TOP1: dict[str, tuple[float, str]] = {
+    "mobileone_s0": (71.4, "MobileOne (CVPR 2023)"),
+    "mobileone_s1": (75.9, "MobileOne (CVPR 2023)"),
+    "mobileone_s2": (77.4, "MobileOne (CVPR 2023)"),
+    "mobilenetv2_100": (72.0, "MobileNetV2 (CVPR 2018)"),
+    "mobilenetv2_140": (74.7, "MobileNetV2 (CVPR 2018)"),
+    "mobilenetv3_large_100": (75.2, "MobileNetV3 (ICCV 2019)"),
+    "ghostnet_100": (73.9, "GhostNet (CVPR 2020)"),
+    "efficientnet_b0": (77.1, "EfficientNet (ICML 2019)"),
+    "fasternet_t0": (71.9, "FasterNet (CVPR 2023)"),
+    "fasternet_t1": (76.2, "FasterNet (CVPR 2023)"),
+    "starnet_s050": (55.7, "Rewrite the Stars (CVPR 2024)"),
+    "starnet_s100": (64.3, "Rewrite the Stars (CVPR 2024)"),
+    "starnet_s150": (68.0, "Rewrite the Stars (CVPR 2024)"),
+    "starnet_s1": (73.5, "Rewrite the Stars (CVPR 2024)"),
+    "starnet_s2": (74.8, "Rewrite the Stars (CVPR 2024)"),
+    "starnet_s3": (77.3, "Rewrite the Stars (CVPR 2024)"),
+    "starnet_s4": (78.4, "Rewrite the Stars (CVPR 2024)"),
+}
+
+
+def published_top1(name: str) -> float | None:
+    """ImageNet top-1 of ``name`` (``timm:`` prefix allowed): starquad's cfg figure, else the table above."""
+    from starquad.models import get_model_cfg
+
+    top1 = get_model_cfg(name).get("paper_metrics", {}).get("top1")
+    if top1 is None:
+        top1 = PUBLISHED_TOP1.get(name.removeprefix("timm:"), (None, ""))[0]
+    return top1

@@ -1,0 +1,244 @@
+"""Whole-model benchmarks: latency, throughput, memory and FLOPs of any models (ours or timm's), one row each.
+
+Every function takes model names (``timm:NAME`` forces timm's model; shell patterns such as
+``'starnet_s[1-4]'`` are expanded over starquad's and timm's registries by :func:`expand_models`) and
+returns plain dict rows that :func:`starquad.bench.markdown_table` prints and the CLI writes as JSON/CSV.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from starquad.bench.backends import BACKENDS, PRECISIONS, gemm_peak_gflops, make_runner
+from starquad.bench.flops import count_flops, model_stats
+from starquad.bench.latency import time_call
+from starquad.bench.memory import peak_rss, saved_activations
+from starquad.bench.published import published_top1
+from starquad.errors import ConfigError, UnknownModelError
+
+__all__ = [
+    "PAPER_PROTOCOL",
+    "LatencyConfig",
+    "bench_flops",
+    "bench_latency",
+    "bench_memory",
+    "bench_throughput",
+    "expand_models",
+    "input_size_of",
+    "rows_to_csv",
+]
+
+MiB = 2**20
+
+
+def expand_models(patterns: Sequence[str]) -> list[str]:
+    """Model names from names or shell patterns (``*?[``), in order, without repeats.
+
+    A pattern matches starquad's models and timm's (timm's names that starquad shadows come back as
+    ``timm:NAME``, as :func:`starquad.models.list_models` lists them)."""
+    from starquad.models import is_model, list_models
+
+    names: list[str] = []
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            found = [n for n in list_models(None, include_timm=True) if fnmatch.fnmatchcase(n, pattern)]
+            if not found:
+                raise UnknownModelError(f"no starquad or timm model matches '{pattern}'")
+        else:
+            import timm
+
+            if not (is_model(pattern) or timm.is_model(pattern.removeprefix("timm:"))):
+                from starquad.models import create_model
+
+                create_model(pattern)  # raises UnknownModelError with close-match suggestions
+            found = [pattern]
+        names += [n for n in found if n not in names]
+    return names
+
+
+def input_size_of(name: str, img_size: int | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)``: the model cfg's input size, or a square ``img_size`` with the cfg's channels."""
+    from starquad.models import get_model_cfg
+
+    c, h, w = get_model_cfg(name).get("input_size", (3, 224, 224))
+    if img_size is not None:
+        if img_size < 16:
+            raise ConfigError(f"img_size must be >= 16, got {img_size}")
+        h = w = img_size
+    return int(c), int(h), int(w)
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How to time: backends, batch, threads, warm-up and timed runs, which statistic is 'the' latency."""
+
+    backends: tuple[str, ...] = ("eager",)
+    batch: int = 1
+    img_size: int | None = None  # default: each model's cfg input size
+    threads: int = 2
+    warmup: int = 10
+    runs: int = 50
+    statistic: str = "median"  # or "mean" (the StarNet paper's)
+    precision: str = "fp32"
+    reparameterize: bool = True
+    channels_last: bool = False
+    roofline: bool = False
+
+    def validate(self) -> None:
+        for b in self.backends:
+            if b not in BACKENDS:
+                raise ConfigError(f"unknown backend '{b}'; choose from: {', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{self.precision}'; choose from: {', '.join(PRECISIONS)}")
+        if self.statistic not in ("median", "mean"):
+            raise ConfigError(f"statistic must be 'median' or 'mean', got '{self.statistic}'")
+        for name in ("batch", "threads", "runs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
+
+
+# The StarNet paper's latency method: ONNX Runtime, batch 1, 50 warm-up runs, mean of 500.
+PAPER_PROTOCOL = dict(backends=("onnxruntime",), batch=1, warmup=50, runs=500, statistic="mean")
+
+
+def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str], None] = lambda m: None,
+                  seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per (model, backend): latency (ms), p10/p90, params, MACs, published top-1, and with
+    ``cfg.roofline`` the achieved GFLOP/s (2·MACs / latency) as a percentage of the backend's GEMM peak."""
+    from starquad.models import create_model
+
+    cfg.validate()
+    peaks = {}
+    if cfg.roofline:
+        for b in cfg.backends:
+            peaks[b] = gemm_peak_gflops(b, cfg.threads, precision=cfg.precision)
+            log(f"{b}: square-GEMM peak {peaks[b]:.1f} GFLOP/s with {cfg.threads} thread(s)")
+    rows = []
+    for name in names:
+        model = create_model(name).eval()
+        size = input_size_of(name, cfg.img_size)
+        count = count_flops(model, size)
+        x = torch.randn(cfg.batch, *size, generator=torch.Generator().manual_seed(seed))
+        for backend in cfg.backends:
+            run = make_runner(model, backend, x, cfg.threads, cfg.precision, cfg.reparameterize, cfg.channels_last)
+            stats = time_call(run, warmup=cfg.warmup, runs=cfg.runs)
+            ms = stats.mean_ms if cfg.statistic == "mean" else stats.median_ms
+            row = {
+                "model": name, "backend": backend, "batch": cfg.batch, "input": "×".join(map(str, size)),
+                "ms": ms, "statistic": cfg.statistic, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms,
+                "params_m": count.params / 1e6, "macs_m": count.macs / 1e6, "top1": published_top1(name),
+                "gflops": 2 * count.macs * cfg.batch / (ms * 1e-3) / 1e9,
+            }  # fmt: skip
+            if backend in peaks:
+                row["roofline_pct"] = 100 * row["gflops"] / peaks[backend]
+                row["peak_gflops"] = peaks[backend]
+            rows.append(row)
+            log(f"{name} [{backend}]: {ms:.2f} ms ({cfg.statistic} of {cfg.runs})")
+    return rows
+
+
+def bench_throughput(names: Sequence[str], batch: int = 32, threads: int = 2, img_size: int | None = None,
+                     runs: int = 10, train: bool = True, channels_last: bool = False,
+                     log: Callable[[str], None] = lambda m: None, seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+    """Samples per second at ``batch`` in PyTorch eager: inference (re-parameterised, ``inference_mode``)
+    and, with ``train``, one training step (forward, backward, SGD update) in train mode."""
+    from starquad.deploy import prepare_for_inference
+    from starquad.models import create_model
+
+    if batch < 1 or runs < 1 or threads < 1:
+        raise ConfigError(f"batch, runs and threads must be >= 1, got {batch}, {runs}, {threads}")
+    torch.set_num_threads(threads)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    rows = []
+    for name in names:
+        size = input_size_of(name, img_size)
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch, *size, generator=gen).contiguous(memory_format=fmt)
+        model = create_model(name).to(memory_format=fmt)
+        deployed = prepare_for_inference(model)
+
+        def infer(m=deployed, x=x):
+            with torch.inference_mode():
+                return m(x)
+
+        row = {"model": name, "batch": batch, "input": "×".join(map(str, size)),
+               "infer_samples_s": batch / (time_call(infer, warmup=2, runs=runs).median_ms * 1e-3)}  # fmt: skip
+        if train:
+            model.train()
+            opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+            y = torch.randint(0, model.num_classes if hasattr(model, "num_classes") else 1000, (batch,), generator=gen)
+
+            def step(m=model, opt=opt, x=x, y=y):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(m(x), y).backward()
+                opt.step()
+
+            row["train_samples_s"] = batch / (time_call(step, warmup=2, runs=runs).median_ms * 1e-3)
+        rows.append(row)
+        log(f"{name}: {row['infer_samples_s']:.1f} samples/s inference")
+    return rows
+
+
+def bench_memory(names: Sequence[str], batch: int = 2, img_size: int | None = None, rss: bool = True,
+                 seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+    """Memory of one training step of each model: exact activation bytes saved for backward (storages
+    counted once, parameters excluded), the peak-RSS rise of the step (forward + backward), CUDA max
+    allocated when a GPU is used (``None`` otherwise); ratios of saved bytes to the first model."""
+    from starquad.models import create_model
+
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    for name in names:
+        size = input_size_of(name, img_size)
+        model = create_model(name).train().to(device)
+        x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(seed)).to(device)
+        stats, out = saved_activations(lambda m=model, x=x: m(x), exclude=model.parameters())
+        del out
+        row = {"model": name, "input": f"{batch}×{'×'.join(map(str, size))}", "saved_mib": stats.bytes / MiB,
+               "saved_tensors": stats.tensors}  # fmt: skip
+
+        def step(m=model, x=x):
+            m(x).float().sum().backward()
+            m.zero_grad(set_to_none=True)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            step()
+            torch.cuda.synchronize()
+            row["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / MiB
+        if rss and device.type == "cpu":
+            rise = peak_rss(step)
+            row["peak_rss_rise_mib"] = None if rise is None else rise / MiB
+        rows.append(row)
+    for row in rows:
+        row["saved_ratio"] = row["saved_mib"] / rows[0]["saved_mib"] if rows[0]["saved_mib"] else None
+    return rows
+
+
+def bench_flops(names: Sequence[str]) -> list[dict[str, Any]]:
+    """Params and FLOPs (conv/linear MACs, fvcore's total, element-wise products) beside the papers' figures."""
+    return [model_stats(name) for name in names]
+
+
+def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV text (columns: the union of keys, in first-seen order)."""
+    import csv
+    import io
+
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
