@@ -422,6 +422,10 @@ def _cmd_bench_latency(args) -> None:
         columns += ["gflops", "roofline_pct"]
     print(f"latency: {cfg.statistic} of {cfg.runs} runs after {cfg.warmup} warm-up, {cfg.threads} thread(s), "
           f"{cfg.precision}{'' if cfg.reparameterize else ', not re-parameterised'}")  # fmt: skip
+    if cfg.roofline:
+        peaks = {r["backend"]: r["peak_gflops"] for r in rows}
+        print("GEMM peak (square fp32 matmul, same backend and threads): "
+              + ", ".join(f"{b} {p:.1f} GFLOP/s" for b, p in peaks.items()))  # fmt: skip
     _emit_rows(args, rows, columns)
     if args.plot:
         from starquad.bench.plot import plot_accuracy_latency

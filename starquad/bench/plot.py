@@ -38,12 +38,16 @@ def plot_accuracy_latency(rows: Sequence[dict[str, Any]], path: str | os.PathLik
     for r in points:
         groups.setdefault((_family(r["model"]), r["backend"]), []).append(r)
     several_backends = len({r["backend"] for r in points}) > 1
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 3]  # red is starquad's
+    peer = 0
     for (family, backend), group in sorted(groups.items()):
         group = sorted(group, key=lambda r: r["ms"])
         ours = is_model(group[0]["model"])
+        color = "tab:red" if ours else palette[peer % len(palette)]
+        peer += 0 if ours else 1
         label = f"{family} [{backend}]" if several_backends else family
         ax.plot([r["ms"] for r in group], [r["top1"] for r in group], marker="*" if ours else "o",
-                markersize=11 if ours else 6, linewidth=2 if ours else 1, color="tab:red" if ours else None,
+                markersize=11 if ours else 6, linewidth=2 if ours else 1, color=color,
                 label=label + (" (starquad)" if ours else ""), zorder=3 if ours else 2)  # fmt: skip
         for r in group:
             ax.annotate(r["model"].removeprefix("timm:"), (r["ms"], r["top1"]), fontsize=6, xytext=(3, 3),

@@ -112,6 +112,7 @@ def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str],
                   seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
     """One row per (model, backend): latency (ms), p10/p90, params, MACs, published top-1, and with
     ``cfg.roofline`` the achieved GFLOP/s (2·MACs / latency) as a percentage of the backend's GEMM peak."""
+    from starquad.deploy import prepare_for_inference
     from starquad.models import create_model
 
     cfg.validate()
@@ -124,7 +125,8 @@ def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str],
     for name in names:
         model = create_model(name).eval()
         size = input_size_of(name, cfg.img_size)
-        count = count_flops(model, size)
+        # params and MACs of the form that is timed (MobileOne's inference form has a quarter of its training MACs)
+        count = count_flops(prepare_for_inference(model) if cfg.reparameterize else model, size)
         x = torch.randn(cfg.batch, *size, generator=torch.Generator().manual_seed(seed))
         for backend in cfg.backends:
             run = make_runner(model, backend, x, cfg.threads, cfg.precision, cfg.reparameterize, cfg.channels_last)
