@@ -1,6 +1,14 @@
 """Analyses and the ``starquad reproduce`` report (each section registers itself on import)."""
 
-from starquad.analysis import data_overview  # noqa: F401  (registers the 'data' section)
+from starquad.analysis import (  # noqa: F401  (each registers its report section)
+    ablations,
+    data_overview,
+    demonet,
+    implicit,
+    latency,
+    moons,
+    quadranet,
+)
 from starquad.analysis.report import (
     Section,
     SectionContext,

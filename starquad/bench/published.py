@@ -7,7 +7,7 @@ comes from. Nothing here is measured by starquad.
 
 from __future__ import annotations
 
-__all__ = ["PUBLISHED_TOP1", "published_top1"]
+__all__ = ["PAPER_CPU_MS", "PUBLISHED_TOP1", "paper_cpu_ms", "published_top1"]
 
 # name -> (top-1 %, source)
 PUBLISHED_TOP1: dict[str, tuple[float, str]] = {
@@ -29,6 +29,19 @@ PUBLISHED_TOP1: dict[str, tuple[float, str]] = {
     "starnet_s3": (77.3, "Rewrite the Stars (CVPR 2024)"),
     "starnet_s4": (78.4, "Rewrite the Stars (CVPR 2024)"),
 }
+
+
+# The StarNet paper's CPU latency of its peers (ms; ONNX Runtime, batch 1, Xeon E5-2680v4; SPEC §3).
+PAPER_CPU_MS: dict[str, float] = {"mobileone_s0": 2.2, "mobilenetv2_100": 3.2, "efficientnet_b0": 8.8,
+                                  "mobileone_s2": 8.9, "fasternet_t1": 9.7}  # fmt: skip
+
+
+def paper_cpu_ms(name: str) -> float | None:
+    """The StarNet paper's CPU latency of ``name``: starquad's cfg figure, else the peers' table above."""
+    from starquad.models import get_model_cfg
+
+    ms = get_model_cfg(name).get("paper_metrics", {}).get("cpu_ms")
+    return ms if ms is not None else PAPER_CPU_MS.get(name.removeprefix("timm:"))
 
 
 def published_top1(name: str) -> float | None:
