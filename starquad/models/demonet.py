@@ -152,7 +152,7 @@ class DemoNet(ModelSurface, nn.Module):
                 intermediates.append(y.permute(0, 3, 1, 2) if output_fmt == "NCHW" else y)  # (N, H, W, C) -> NCHW
         if intermediates_only:
             return intermediates
-        return self.norm(x), intermediates
+        return x, intermediates
 
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:  # fmt: skip
@@ -165,12 +165,14 @@ class DemoNet(ModelSurface, nn.Module):
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised tokens ``(N, H, W, C)``."""
-        return self.norm(self._run_sequential(self.blocks, self._tokens(x)))
+        """Tokens ``(N, H, W, C)`` after the last block (the head normalises after pooling)."""
+        return self._run_sequential(self.blocks, self._tokens(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The paper's head: mean over tokens → LayerNorm → Linear (without pooling: LayerNorm per token)."""
         if self.global_pool == "avg":
             x = x.mean(dim=(1, 2))
+        x = self.norm(x)
         if self.drop_rate > 0.0:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.head(x)

@@ -48,3 +48,16 @@ def test_demonet_2d_structure():
     assert len(m.blocks) == 4 and m.stem.out_features == 100
     assert all(b.dwconv is None and b.gamma is None and b.star.fusion == "sum" for b in m.blocks)
     assert m.blocks[0].f.out_features == 600 and m.blocks[0].g.in_features == 300
+
+
+@torch.no_grad()
+def test_head_pools_then_normalises():
+    """SPEC §2: head = mean over tokens → LayerNorm → Linear."""
+    model = starquad.create_model("demonet_d12_w96", depth=2, num_classes=4).eval()
+    torch.nn.init.normal_(model.norm.weight)  # make the order matter
+    x = torch.randn(2, 3, 64, 64)
+    tokens = model.forward_features(x)
+    assert tokens.shape == (2, 4, 4, 96)
+    expected = model.head(torch.nn.functional.layer_norm(tokens.mean((1, 2)), (96,), model.norm.weight,
+                                                         model.norm.bias, model.norm.eps))  # fmt: skip
+    torch.testing.assert_close(model(x), expected)
