@@ -405,7 +405,7 @@ def _emit_rows(args, rows, columns=None) -> None:
 
 
 def _cmd_bench_latency(args) -> None:
-    from starquad.bench.suite import PAPER_PROTOCOL, LatencyConfig
+    from starquad.bench.suite import PAPER_PROTOCOL, LatencyConfig, bench_latency
 
     cfg = LatencyConfig(
         backends=tuple(args.backend), batch=args.batch, img_size=args.img_size, threads=args.threads,
@@ -414,8 +414,6 @@ def _cmd_bench_latency(args) -> None:
     )  # fmt: skip
     if args.protocol == "paper":
         cfg = dataclasses.replace(cfg, **PAPER_PROTOCOL)
-    from starquad.bench.suite import bench_latency
-
     rows = bench_latency(_bench_models(args), cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     columns = ["model", "backend", "batch", "input", "ms", "p10_ms", "p90_ms", "params_m", "macs_m", "top1"]
     if cfg.roofline:

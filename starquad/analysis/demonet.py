@@ -31,14 +31,14 @@ PAPER_TABLE4 = {"sum": (66.2, 32.4), "star": (71.7, 70.5)}  # (with activation, 
 LR = 1.5e-2
 
 
-def _sweep(ctx: SectionContext, configs: list[dict[str, Any]], budget, log_key: str) -> dict[str, Any]:
+def _sweep(ctx: SectionContext, configs: list[dict[str, Any]], budget, key_fmt: str) -> dict[str, Any]:
     out = {}
     for cfg in configs:
         accs = [
             fmnist_top1(ctx, "demonet_d12_w96", dict(patch_size=4, **cfg), s, budget) for s in seeds_for(ctx, budget)
         ]
         mean, std = mean_std(accs)
-        out[log_key.format(**cfg)] = {"config": cfg, "top1": accs, "mean": mean, "std": std}
+        out[key_fmt.format(**cfg)] = {"config": cfg, "top1": accs, "mean": mean, "std": std}
     return out
 
 

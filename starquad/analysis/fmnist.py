@@ -61,7 +61,6 @@ def fmnist_top1(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], s
         )  # fmt: skip
         cfg = dataclasses.replace(cfg, **overrides)
         result = train(cfg, log=lambda m: None)
-        torch.set_num_threads(threads)
     return float(result["top1"])
 
 

@@ -32,7 +32,6 @@ def latency_section(ctx: SectionContext) -> SectionResult:
     if not ctx.full:
         cfg = dataclasses.replace(cfg, warmup=20, runs=100)
     rows = bench_latency(LATENCY_MODELS, cfg)
-    torch.set_num_threads(threads)
     for r in rows:
         r["paper_cpu_ms"] = paper_cpu_ms(r["model"])
     fig = ctx.figure_path("latency", "accuracy_vs_latency")

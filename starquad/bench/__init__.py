@@ -1,4 +1,4 @@
-"""Measurements of models: FLOPs (and, later, latency, throughput, memory)."""
+"""Measurements of models: FLOPs, latency (several backends, roofline), throughput, memory, the block study."""
 
 from starquad.bench.flops import FlopCount, count_flops, model_stats
 from starquad.bench.latency import LatencyStats, time_call, time_forward

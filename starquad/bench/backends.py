@@ -15,7 +15,8 @@ eager/compile, where that pays) — as each would be deployed.
 
 from __future__ import annotations
 
-import os
+import contextlib
+import copy
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -83,8 +84,8 @@ def make_runner(
         raise ConfigError(f"threads must be >= 1, got {threads}")
     if reparameterize:  # StarNet's merged branches pay in PyTorch, not in ONNX runtimes (see prepare_for_inference)
         model = prepare_for_inference(model, merge_branches=backend in ("eager", "compile"))
-    else:
-        model = model.eval()
+    else:  # a copy all the same: eval() and channels-last must not touch the caller's model
+        model = copy.deepcopy(model).eval()
     if backend in ("eager", "compile"):
         torch.set_num_threads(threads)
         if channels_last:
@@ -97,12 +98,13 @@ def make_runner(
             with torch.inference_mode(), torch.autocast(x.device.type, torch.bfloat16, enabled=autocast):
                 return fn(x)
 
-        if backend == "compile":
+        if backend == "compile":  # the first call compiles, with weights frozen into constants
             import torch._inductor.config as inductor_config
 
-            with inductor_config.patch(freezing=True):
-                run()
+            warm = inductor_config.patch(freezing=True)
         else:
+            warm = contextlib.nullcontext()
+        with warm:
             run()
         return run
     data = onnx_bytes(model, x)
@@ -163,11 +165,6 @@ def gemm_peak_gflops(backend: str, threads: int, sizes: tuple[int, ...] = (512, 
         stats = time_call(fn, warmup=2, runs=runs)
         best = max(best, 2 * n**3 / (stats.median_ms * 1e-3) / 1e9)
     return best
-
-
-def default_threads() -> int:
-    """Threads when none are given: the CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def as_numpy(out: Any) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from starquad.bench.memory import MiB, peak_rss, saved_activations
+from starquad.bench.memory import MiB, peak_rss, saved_activations_of
 from starquad.bench.table import markdown_table
 from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
@@ -35,7 +35,6 @@ __all__ = [
     "BlockStudyConfig",
     "format_block_study",
     "run_block_study",
-    "saved_activations_of",
 ]
 
 # key -> (table name, MixerBlock arguments)
@@ -99,13 +98,6 @@ def _timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def saved_activations_of(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of activations one forward of ``model`` (train mode) on ``x`` saves for backward."""
-    stats, out = saved_activations(lambda: model(x), exclude=model.parameters())
-    del out
-    return stats.bytes
-
-
 def run_block_study(cfg: BlockStudyConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run the study; one row per (shared mode, channels, block type), with ratios to HorBlock."""
     cfg.validate()
@@ -120,7 +112,7 @@ def run_block_study(cfg: BlockStudyConfig, log: Callable[[str], None] = print) -
                       for k in cfg.blocks}  # fmt: skip
             result = {k: dict(fwd=[], train=[]) for k in cfg.blocks}
             for k, stack in stacks.items():
-                result[k]["saved"] = saved_activations_of(stack, x)
+                result[k]["saved"] = saved_activations_of(stack, x).bytes
                 result[k]["rss"] = peak_rss(lambda s=stack, x=x: _train_step(s, x)) if cfg.measure_rss else None
             for r in range(cfg.rounds + 1):  # round 0 warms up
                 for k, stack in stacks.items():

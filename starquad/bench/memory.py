@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["SavedActivations", "peak_rss", "saved_activations"]
+__all__ = ["SavedActivations", "peak_rss", "saved_activations", "saved_activations_of"]
 
 MiB = 2**20
 
@@ -65,6 +65,13 @@ def saved_activations(fn: Callable[[], Any], exclude: Iterable[torch.Tensor] = (
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
     return SavedActivations(sum(storages.values()), len(storages), count), out
+
+
+def saved_activations_of(model: torch.nn.Module, x: torch.Tensor) -> SavedActivations:
+    """Activations one forward of ``model`` (in its current mode) on ``x`` saves for backward, parameters excluded."""
+    stats, out = saved_activations(lambda: model(x), exclude=model.parameters())
+    del out
+    return stats
 
 
 def _status_kib(field: str) -> int:

@@ -3,6 +3,7 @@ line, starquad's models highlighted."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -60,8 +61,6 @@ def plot_accuracy_latency(rows: Sequence[dict[str, Any]], path: str | os.PathLik
         ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or "Accuracy vs latency")
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

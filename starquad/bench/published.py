@@ -36,19 +36,19 @@ PAPER_CPU_MS: dict[str, float] = {"mobileone_s0": 2.2, "mobilenetv2_100": 3.2, "
                                   "mobileone_s2": 8.9, "fasternet_t1": 9.7}  # fmt: skip
 
 
-def paper_cpu_ms(name: str) -> float | None:
-    """The StarNet paper's CPU latency of ``name``: starquad's cfg figure, else the peers' table above."""
+def _paper_figure(name: str, key: str, table: dict[str, float]) -> float | None:
+    """``paper_metrics[key]`` of a starquad model's cfg, else ``table`` (``timm:`` prefix allowed)."""
     from starquad.models import get_model_cfg
 
-    ms = get_model_cfg(name).get("paper_metrics", {}).get("cpu_ms")
-    return ms if ms is not None else PAPER_CPU_MS.get(name.removeprefix("timm:"))
+    value = get_model_cfg(name).get("paper_metrics", {}).get(key)
+    return value if value is not None else table.get(name.removeprefix("timm:"))
+
+
+def paper_cpu_ms(name: str) -> float | None:
+    """The StarNet paper's CPU latency of ``name``: starquad's cfg figure, else the peers' table above."""
+    return _paper_figure(name, "cpu_ms", PAPER_CPU_MS)
 
 
 def published_top1(name: str) -> float | None:
-    """ImageNet top-1 of ``name`` (``timm:`` prefix allowed): starquad's cfg figure, else the table above."""
-    from starquad.models import get_model_cfg
-
-    top1 = get_model_cfg(name).get("paper_metrics", {}).get("top1")
-    if top1 is None:
-        top1 = PUBLISHED_TOP1.get(name.removeprefix("timm:"), (None, ""))[0]
-    return top1
+    """ImageNet top-1 of ``name``: starquad's cfg figure, else the table above."""
+    return _paper_figure(name, "top1", {k: v[0] for k, v in PUBLISHED_TOP1.items()})

@@ -17,7 +17,7 @@ import torch
 from starquad.bench.backends import BACKENDS, PRECISIONS, gemm_peak_gflops, make_runner
 from starquad.bench.flops import count_flops, model_stats
 from starquad.bench.latency import time_call
-from starquad.bench.memory import peak_rss, saved_activations
+from starquad.bench.memory import MiB, peak_rss, saved_activations_of
 from starquad.bench.published import published_top1
 from starquad.errors import ConfigError, UnknownModelError
 
@@ -33,15 +33,13 @@ __all__ = [
     "rows_to_csv",
 ]
 
-MiB = 2**20
-
 
 def expand_models(patterns: Sequence[str]) -> list[str]:
     """Model names from names or shell patterns (``*?[``), in order, without repeats.
 
     A pattern matches starquad's models and timm's (timm's names that starquad shadows come back as
     ``timm:NAME``, as :func:`starquad.models.list_models` lists them)."""
-    from starquad.models import is_model, list_models
+    from starquad.models import get_model_cfg, list_models
 
     names: list[str] = []
     for pattern in patterns:
@@ -50,12 +48,7 @@ def expand_models(patterns: Sequence[str]) -> list[str]:
             if not found:
                 raise UnknownModelError(f"no starquad or timm model matches '{pattern}'")
         else:
-            import timm
-
-            if not (is_model(pattern) or timm.is_model(pattern.removeprefix("timm:"))):
-                from starquad.models import create_model
-
-                create_model(pattern)  # raises UnknownModelError with close-match suggestions
+            get_model_cfg(pattern)  # an unknown name raises UnknownModelError with close-match suggestions
             found = [pattern]
         names += [n for n in found if n not in names]
     return names
@@ -203,8 +196,7 @@ def bench_memory(names: Sequence[str], batch: int = 2, img_size: int | None = No
         size = input_size_of(name, img_size)
         model = create_model(name).train().to(device)
         x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(seed)).to(device)
-        stats, out = saved_activations(lambda m=model, x=x: m(x), exclude=model.parameters())
-        del out
+        stats = saved_activations_of(model, x)
         row = {"model": name, "input": f"{batch}×{'×'.join(map(str, size))}", "saved_mib": stats.bytes / MiB,
                "saved_tensors": stats.tensors}  # fmt: skip
 

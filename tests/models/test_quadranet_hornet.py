@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import starquad
-from starquad.bench.blocks import saved_activations_of
 from starquad.bench.flops import count_flops
+from starquad.bench.memory import saved_activations_of
 from starquad.models.blocks import MixerBlock
 from starquad.models.checkpoint import CheckpointError
 
@@ -149,8 +149,8 @@ def test_memory_efficient_quadrablock_equals_plain():
 def test_quadranet_saves_at_most_70_percent_of_hornet():
     x = torch.randn(1, 3, 64, 64)
     torch.manual_seed(0)
-    quadra = saved_activations_of(starquad.create_model("quadranet_t25"), x)
-    hor = saved_activations_of(starquad.create_model("hornet_t"), x)
+    quadra = saved_activations_of(starquad.create_model("quadranet_t25"), x).bytes
+    hor = saved_activations_of(starquad.create_model("hornet_t"), x).bytes
     assert quadra <= 0.70 * hor
 
 
