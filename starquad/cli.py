@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import shlex
 import sys
 from collections.abc import Sequence
@@ -40,8 +41,15 @@ Run 'starquad COMMAND --help' for a command's options.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (the usage block stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _common() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+    p = _Parser(add_help=False)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     return p
 
@@ -50,10 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     from starquad.bench.backends import BACKENDS, PRECISIONS
 
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="starquad", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail in the progress log")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("models", parents=[common], help="list model names", description="List model names.")
@@ -209,65 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# train flags -> TrainConfig fields; every default is None so a recipe (-c) can set it and the flag override it
-_TRAIN_FLAGS: list[tuple[tuple[str, ...], str, type | str | None, str]] = [
-    (("--model",), "model", str, "model name (see 'starquad models')"),
-    (
-        ("--model-kwargs",),
-        "model_kwargs",
-        "yaml",
-        "model options as a YAML/JSON mapping, e.g. '{stem_stride: 1}' (replaces the recipe's)",
-    ),
-    (("--data",), "data", str, "dataset name (see 'starquad data list')"),
-    (("--data-dir",), "data_dir", str, "folder with the dataset files"),
-    (("--img-size",), "img_size", int, "input side (default: the dataset's)"),
-    (("--subset",), "subset", int, "train on a stratified subset of this many images"),
-    (("--epochs",), "epochs", int, "epochs (default 10)"),
-    (("-b", "--batch-size"), "batch_size", int, "batch size per process (default 128)"),
-    (("--grad-accum",), "grad_accum", int, "gradient accumulation steps (default 1)"),
-    (("--lr",), "lr", float, "peak learning rate, absolute (default 2e-3)"),
-    (("--opt",), "opt", str, "timm optimizer name (default adamw)"),
-    (("--weight-decay",), "weight_decay", float, "weight decay (default 0.05)"),
-    (("--sched",), "sched", str, "timm scheduler name (default cosine)"),
-    (("--warmup-epochs",), "warmup_epochs", int, "linear warm-up epochs (default 1)"),
-    (("--min-lr",), "min_lr", float, "final learning rate (default 1e-6)"),
-    (("--mixup",), "mixup", float, "mixup alpha (default 0: off)"),
-    (("--cutmix",), "cutmix", float, "cutmix alpha (default 0: off)"),
-    (("--smoothing",), "smoothing", float, "label smoothing (default 0.1)"),
-    (("--aa",), "aa", str, "timm auto-augment, e.g. rand-m9-mstd0.5-inc1"),
-    (("--reprob",), "reprob", float, "random-erasing probability (default 0)"),
-    (("--scale",), "scale", "pair", "random-resized-crop area range MIN MAX (default 0.08 1)"),
-    (("--ratio",), "ratio", "pair", "random-resized-crop aspect-ratio range MIN MAX (default 0.75 1.333)"),
-    (("--hflip",), "hflip", float, "horizontal-flip probability (default 0.5)"),
-    (("--color-jitter",), "color_jitter", float, "colour-jitter strength (default 0.4; 0: off)"),
-    (("--drop-path",), "drop_path", float, "stochastic depth rate (default 0)"),
-    (("--model-ema",), "model_ema", None, "keep an EMA of the weights and evaluate it too"),
-    (("--model-ema-decay",), "model_ema_decay", float, "EMA decay (default 0.9998)"),
-    (("--clip-grad",), "clip_grad", float, "clip the gradient norm to this value"),
-    (("--amp",), "amp", None, "bf16 autocast"),
-    (("--channels-last",), "channels_last", None, "channels-last memory format"),
-    (("--no-aug",), "no_aug", None, "no training augmentation (the evaluation transform)"),
-    (("--seed",), "seed", int, "seed (default 0)"),
-    (("--workers",), "workers", int, "data-loading worker processes (default 0)"),
-    (("--threads",), "threads", int, "torch threads per process (default: torch's choice)"),
-    (("--output",), "output", str, "run directory (default runs/train)"),
-    (("--resume",), "resume", str, "continue the run in this directory after its last completed epoch"),
-]
-
-
-def _yaml_mapping(text: str) -> dict:
-    import yaml
-
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise argparse.ArgumentTypeError(f"not YAML: {' '.join(str(e).split())}") from e
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{stem_stride: 1}}', got {text!r}")
-    return value
+EVAL_OPTIONS = ("model", "model_kwargs", "data", "data_dir", "img_size", "eval_subset", "batch_size", "crop_pct",
+                "interpolation", "channels_last", "amp", "threads", "workers")  # fmt: skip
 
 
 def _add_train_parsers(sub, common) -> None:
+    from starquad.train.config import add_train_arguments
+
     p = sub.add_parser(
         "train",
         parents=[common],
@@ -278,15 +235,7 @@ def _add_train_parsers(sub, common) -> None:
         "best.safetensors. Under 'torchrun --nproc_per_node=N' the same command trains with DDP.",
     )
     p.add_argument("-c", "--config", help="YAML recipe (e.g. recipes/fashion_mnist.yaml)")
-    for flags, dest, kind, text in _TRAIN_FLAGS:
-        if kind is None:
-            p.add_argument(*flags, dest=dest, action="store_true", default=None, help=text)
-        elif kind == "yaml":
-            p.add_argument(*flags, dest=dest, type=_yaml_mapping, default=None, help=text)
-        elif kind == "pair":
-            p.add_argument(*flags, dest=dest, type=float, nargs=2, metavar=("MIN", "MAX"), default=None, help=text)
-        else:
-            p.add_argument(*flags, dest=dest, type=kind, default=None, help=text)
+    add_train_arguments(p)
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser(
         "eval",
@@ -294,40 +243,30 @@ def _add_train_parsers(sub, common) -> None:
         help="evaluate a checkpoint",
         description="Evaluate weights (safetensors, or a weights-only torch file) on a dataset's test split.",
     )
-    p.add_argument("--model", required=True, help="model name")
     p.add_argument("--checkpoint", required=True, help="weights file, e.g. runs/train/best.safetensors")
-    p.add_argument("--data", default="fashion-mnist", help="dataset (default: %(default)s)")
-    p.add_argument("--data-dir", help="folder with the dataset files")
-    p.add_argument("--img-size", type=int, help="input side (default: the dataset's)")
-    p.add_argument("-b", "--batch-size", type=int, default=256, help="batch size (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="torch threads")
+    add_train_arguments(p, only=EVAL_OPTIONS)
     p.set_defaults(func=_cmd_eval)
-
-
-def _train_config(args):
-    from starquad.train import TrainConfig, load_recipe
-
-    values = load_recipe(args.config) if args.config else {}
-    values.update({dest: getattr(args, dest) for _, dest, _, _ in _TRAIN_FLAGS if getattr(args, dest) is not None})
-    return TrainConfig.from_dict(values, source=args.config or "command line")
 
 
 def _cmd_train(args) -> None:
     from starquad.train import train
+    from starquad.train.config import config_from_args
 
-    result = train(_train_config(args), log=lambda m: print(m, flush=True))
+    result = train(config_from_args(args, args.config))
     print(f"best top-1 {result['best_top1']:.2f}%; run directory: {result['output']}")
 
 
 def _cmd_eval(args) -> None:
-    from starquad.train import TrainConfig
+    from starquad.errors import ConfigError
+    from starquad.train.config import config_from_args
     from starquad.train.eval import evaluate_checkpoint
 
-    cfg = TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir, img_size=args.img_size,
-                      batch_size=args.batch_size, threads=args.threads)  # fmt: skip
+    if args.model is None:
+        raise ConfigError("name the model the checkpoint belongs to: starquad eval --model NAME --checkpoint FILE")
+    cfg = config_from_args(args)
     m = evaluate_checkpoint(cfg, args.checkpoint)
     print(
-        f"{args.model} on {args.data} test ({m['samples']} images): top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, "
+        f"{cfg.model} on {cfg.data} test ({m['samples']} images): top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, "
         f"loss {m['loss']:.4f}"
     )
 
@@ -374,7 +313,7 @@ def _cmd_bench_blocks(args) -> None:
         size=args.size, depth=args.depth, rounds=args.rounds, threads=args.threads, shared=tuple(args.shared),
         channels_last=not args.nchw, measure_rss=not args.no_rss,
     )  # fmt: skip
-    rows = run_block_study(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows = run_block_study(cfg)
     print(format_block_study(rows, cfg))
     if args.json:
         atomic_write(args.json, json.dumps(rows, indent=2))
@@ -414,7 +353,7 @@ def _cmd_bench_latency(args) -> None:
     )  # fmt: skip
     if args.protocol == "paper":
         cfg = dataclasses.replace(cfg, **PAPER_PROTOCOL)
-    rows = bench_latency(_bench_models(args), cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows = bench_latency(_bench_models(args), cfg)
     columns = ["model", "backend", "batch", "input", "ms", "p10_ms", "p90_ms", "params_m", "macs_m", "top1"]
     if cfg.roofline:
         columns += ["gflops", "roofline_pct"]
@@ -436,8 +375,7 @@ def _cmd_bench_throughput(args) -> None:
     from starquad.bench.suite import bench_throughput
 
     rows = bench_throughput(_bench_models(args), batch=args.batch, threads=args.threads, img_size=args.img_size,
-                            runs=args.runs, train=not args.no_train, channels_last=args.channels_last,
-                            log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+                            runs=args.runs, train=not args.no_train, channels_last=args.channels_last)  # fmt: skip
     _emit_rows(args, rows)
 
 
@@ -473,31 +411,49 @@ def _cmd_export(args) -> None:
 
 
 def _cmd_reproduce(args) -> None:
-    import torch
-
     from starquad.analysis import list_sections, run_reproduce
-    from starquad.errors import ConfigError
+    from starquad.runtime import torch_threads
 
     if args.list:
         print("\n".join(list_sections()))
         return
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    results = run_reproduce(
-        args.out,
-        sections=args.sections,
-        full=args.full,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        command=shlex.join(["starquad", *sys.argv[1:]]),
-        log=lambda m: print(m, flush=True),
-    )
+    with torch_threads(args.threads):
+        results = run_reproduce(
+            args.out,
+            sections=args.sections,
+            full=args.full,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            command=shlex.join(["starquad", *sys.argv[1:]]),
+        )
     failed = [k for k, v in results.items() if isinstance(v, dict) and v.get("status") == "failed"]
     print(f"report: {args.out}/report.md  results: {args.out}/results.json")
     if failed:
         raise SystemExit(f"starquad: error: {len(failed)} section(s) failed: {', '.join(failed)} (see the report)")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Log records to whatever ``sys.stderr`` is at the time (results go to stdout, progress to stderr)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        pass
+
+
+def _configure_logging(verbose: int) -> None:
+    """The library logs through ``logging.getLogger('starquad.*')``; the CLI shows INFO (DEBUG with -v)."""
+    logger = logging.getLogger("starquad")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s" if not verbose else "%(asctime)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -508,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
+    _configure_logging(getattr(args, "verbose", 0))
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ and the others still run. After every section the runner rewrites ``report.md`` 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 import traceback
@@ -22,6 +23,7 @@ import torch
 
 from starquad.errors import ConfigError
 from starquad.io import atomic_write
+from starquad.runtime import progress
 
 __all__ = [
     "Section",
@@ -31,6 +33,8 @@ __all__ = [
     "register_section",
     "run_reproduce",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def run_reproduce(
     seed: int = 0,
     data_dir: str | Path | None = None,
     command: str = "starquad reproduce",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the selected report sections (all by default) and write ``report.md`` and ``results.json``.
 
@@ -168,7 +172,8 @@ def run_reproduce(
     records: dict[str, dict[str, Any]] = {}
     bodies: dict[str, SectionResult] = {}
     results: dict[str, Any] = {"_meta": meta}
-    for name in names:
+    log = log or _LOG.info
+    for name in progress(names, "reproduce", len(names), leave=True):
         section = _SECTIONS[name]
         log(f"[reproduce] {name}: {section.title} ...")
         t0 = time.perf_counter()

@@ -1,15 +1,17 @@
-"""Measurements of models: FLOPs, latency (several backends, roofline), throughput, memory, the block study."""
+"""Measurements of models: FLOPs, latency (several backends, roofline), throughput, memory, the block study.
 
-from starquad.bench.flops import FlopCount, count_flops, model_stats
-from starquad.bench.latency import LatencyStats, time_call, time_forward
-from starquad.bench.table import markdown_table
+Names resolve lazily (:mod:`starquad._lazy`), so the CLI can read the backend table without importing torch."""
 
-__all__ = [
-    "FlopCount",
-    "LatencyStats",
-    "count_flops",
-    "markdown_table",
-    "model_stats",
-    "time_call",
-    "time_forward",
-]
+from starquad._lazy import lazy_exports
+
+_EXPORTS = {
+    "FlopCount": "starquad.bench.flops",
+    "count_flops": "starquad.bench.flops",
+    "model_stats": "starquad.bench.flops",
+    "LatencyStats": "starquad.bench.latency",
+    "time_call": "starquad.bench.latency",
+    "time_forward": "starquad.bench.latency",
+    "markdown_table": "starquad.bench.table",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -15,33 +15,29 @@ eager/compile, where that pays) — as each would be deployed.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.nn as nn
-
-from starquad.bench.latency import time_call
+# torch and numpy are imported inside the functions: the CLI reads BACKENDS and PRECISIONS from this module to
+# build its parser, and `starquad --help` should not wait for torch.
 from starquad.errors import ConfigError
+from starquad.runtime import torch_threads
 
-__all__ = ["BACKENDS", "PRECISIONS", "gemm_peak_gflops", "make_runner"]
+__all__ = ["BACKENDS", "BACKEND_TABLE", "PRECISIONS", "Backend", "gemm_peak_gflops", "get_backend", "make_runner"]
 
-BACKENDS = ("eager", "compile", "onnxruntime", "openvino")
+Runner = Callable[[], Any]
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
 PRECISIONS = ("fp32", "bf16")
-
-
-def _check(backend: str, precision: str) -> None:
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
-    if backend == "onnxruntime" and precision != "fp32":
-        raise ConfigError("the onnxruntime backend times fp32 only; use --precision fp32")
 
 
 def _openvino():
@@ -63,6 +59,113 @@ def _openvino_compiled(onnx_file: bytes, threads: int, precision: str):
     return ov.Core().compile_model(model, "CPU", config)
 
 
+# --- one record per backend: how to run a model, how to run a GEMM, which precisions ---------------------------
+
+
+def _torch_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: str, compile: bool) -> Runner:
+    import torch
+
+    fn = torch.compile(model, options={"freezing": True}) if compile else model  # freezing: weights → constants
+    autocast = precision == "bf16"
+
+    def run():
+        with torch_threads(threads), torch.inference_mode():
+            with torch.autocast(x.device.type, torch.bfloat16, enabled=autocast):
+                return fn(x)
+
+    return run
+
+
+def _ort_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: str) -> Runner:
+    from starquad.deploy import onnx_bytes, ort_session
+
+    session = ort_session(onnx_bytes(model, x), threads)
+    name, feed = session.get_inputs()[0].name, x.numpy()
+    return lambda: session.run(None, {name: feed})
+
+
+def _openvino_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: str) -> Runner:
+    from starquad.deploy import onnx_bytes
+
+    request = _openvino_compiled(onnx_bytes(model, x), threads, precision).create_infer_request()
+    feed = x.numpy()
+    return lambda: request.infer({0: feed})
+
+
+def _torch_gemm(a: torch.Tensor, b: torch.Tensor, threads: int, precision: str) -> Runner:
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = a.to(dtype), b.to(dtype)
+
+    def run():
+        with torch_threads(threads):
+            return torch.mm(a, b)
+
+    return run
+
+
+def _ort_gemm(a: torch.Tensor, b: torch.Tensor, threads: int, precision: str) -> Runner:
+    from starquad.deploy import ort_session
+
+    session = ort_session(_matmul_onnx(), threads)
+    feed = {"a": a.numpy(), "b": b.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def _openvino_gemm(a: torch.Tensor, b: torch.Tensor, threads: int, precision: str) -> Runner:
+    request = _openvino_compiled(_matmul_onnx(), threads, precision).create_infer_request()
+    feed = {0: a.numpy(), 1: b.numpy()}
+    return lambda: request.infer(feed)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one backend runs a model and a square GEMM.
+
+    Attributes:
+        name: the CLI name.
+        runner: ``(model, x, threads, precision) -> run``; the model is already in its inference form.
+        gemm: ``(a, b, threads, precision) -> run`` for the roofline's GEMM peak (same runtime, same threads).
+        precisions: precisions it can time.
+        merge_branches: StarNet's f1/f2 merge pays in this runtime (see ``prepare_for_inference``).
+        channels_last: channels-last input memory applies (PyTorch only).
+    """
+
+    name: str
+    runner: Callable[[nn.Module, torch.Tensor, int, str], Runner]
+    gemm: Callable[[torch.Tensor, torch.Tensor, int, str], Runner]
+    precisions: tuple[str, ...] = PRECISIONS
+    merge_branches: bool = False
+    channels_last: bool = False
+
+
+BACKEND_TABLE: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend("eager", partial(_torch_runner, compile=False), _torch_gemm, merge_branches=True, channels_last=True),
+        # a GEMM is one library call: compiling it changes nothing, so compile shares eager's GEMM
+        Backend("compile", partial(_torch_runner, compile=True), _torch_gemm, merge_branches=True, channels_last=True),
+        Backend("onnxruntime", _ort_runner, _ort_gemm, precisions=("fp32",)),
+        Backend("openvino", _openvino_runner, _openvino_gemm),
+    )
+}
+BACKENDS = tuple(BACKEND_TABLE)
+
+
+def get_backend(name: str, precision: str = "fp32") -> Backend:
+    """The record of ``name``, checked against ``precision``."""
+    if name not in BACKEND_TABLE:
+        raise ConfigError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    backend = BACKEND_TABLE[name]
+    if precision not in backend.precisions:
+        raise ConfigError(f"the {name} backend times {', '.join(backend.precisions)} only; use --precision "
+                          f"{backend.precisions[0]}")  # fmt: skip
+    return backend
+
+
 def make_runner(
     model: nn.Module,
     backend: str,
@@ -71,58 +174,28 @@ def make_runner(
     precision: str = "fp32",
     reparameterize: bool = True,
     channels_last: bool = False,
-) -> Callable[[], Any]:
+) -> Runner:
     """A zero-argument callable running one inference of ``model`` on ``x`` with ``backend``.
 
     The callable has already run once (compiled, sessions created), so it is ready to be timed. ``threads``
-    sets torch's intra-op threads for eager/compile, and the runtime's thread count for the others.
+    is the runtime's thread count; PyTorch backends hold it only while a call runs (:func:`torch_threads`).
     """
-    from starquad.deploy import onnx_bytes, ort_session, prepare_for_inference
+    import torch
 
-    _check(backend, precision)
-    if threads < 1:
-        raise ConfigError(f"threads must be >= 1, got {threads}")
-    if reparameterize:  # StarNet's merged branches pay in PyTorch, not in ONNX runtimes (see prepare_for_inference)
-        model = prepare_for_inference(model, merge_branches=backend in ("eager", "compile"))
+    from starquad.deploy import prepare_for_inference
+
+    record = get_backend(backend, precision)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    if reparameterize:
+        model = prepare_for_inference(model, merge_branches=record.merge_branches)
     else:  # a copy all the same: eval() and channels-last must not touch the caller's model
         model = copy.deepcopy(model).eval()
-    if backend in ("eager", "compile"):
-        torch.set_num_threads(threads)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        fn = torch.compile(model) if backend == "compile" else model
-        autocast = precision == "bf16"
-
-        def run():
-            with torch.inference_mode(), torch.autocast(x.device.type, torch.bfloat16, enabled=autocast):
-                return fn(x)
-
-        if backend == "compile":  # the first call compiles, with weights frozen into constants
-            import torch._inductor.config as inductor_config
-
-            warm = inductor_config.patch(freezing=True)
-        else:
-            warm = contextlib.nullcontext()
-        with warm:
-            run()
-        return run
-    data = onnx_bytes(model, x)
-    feed = x.numpy()
-    if backend == "onnxruntime":
-        session = ort_session(data, threads)
-        name = session.get_inputs()[0].name
-
-        def run():
-            return session.run(None, {name: feed})
-
-    else:
-        request = _openvino_compiled(data, threads, precision).create_infer_request()
-
-        def run():
-            return request.infer({0: feed})
-
-    run()
+    if channels_last and record.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    run = record.runner(model, x, threads, precision)
+    run()  # compile / create the session now, not inside the timed runs
     return run
 
 
@@ -142,33 +215,25 @@ def gemm_peak_gflops(backend: str, threads: int, sizes: tuple[int, ...] = (512, 
                      runs: int = 10) -> float:  # fmt: skip
     """This machine's fp32 (or bf16) square-GEMM rate with ``backend`` and ``threads``: the best over ``sizes``
     of ``2n³ / median time``, in GFLOP/s. The roofline ceiling a model's achieved rate is compared with."""
-    _check(backend, precision)
+    import torch
+
+    from starquad.bench.latency import time_call
+
+    record = get_backend(backend, precision)
     best = 0.0
     for n in sizes:
         gen = torch.Generator().manual_seed(n)
         a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
-        if backend in ("eager", "compile"):  # a GEMM is one library call; compiling it changes nothing
-            torch.set_num_threads(threads)
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-            a, b = a.to(dtype), b.to(dtype)
-            fn = lambda a=a, b=b: torch.mm(a, b)  # noqa: E731
-        elif backend == "onnxruntime":
-            from starquad.deploy import ort_session
-
-            session = ort_session(_matmul_onnx(), threads)
-            feed = {"a": a.numpy(), "b": b.numpy()}
-            fn = lambda s=session, f=feed: s.run(None, f)  # noqa: E731
-        else:
-            request = _openvino_compiled(_matmul_onnx(), threads, precision).create_infer_request()
-            feed = {0: a.numpy(), 1: b.numpy()}
-            fn = lambda r=request, f=feed: r.infer(f)  # noqa: E731
-        stats = time_call(fn, warmup=2, runs=runs)
+        stats = time_call(record.gemm(a, b, threads, precision), warmup=2, runs=runs, label=f"{backend} GEMM n={n}")
         best = max(best, 2 * n**3 / (stats.median_ms * 1e-3) / 1e9)
     return best
 
 
 def as_numpy(out: Any) -> np.ndarray:
     """The first output of any backend's runner as a numpy array."""
+    import numpy as np
+    import torch
+
     if isinstance(out, torch.Tensor):
         return out.float().numpy()
     if isinstance(out, (list, tuple)):

@@ -16,6 +16,7 @@ what the lean parts save and cost.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from starquad.bench.memory import MiB, peak_rss, saved_activations_of
 from starquad.bench.table import markdown_table
 from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
+from starquad.runtime import progress, torch_threads
 
 __all__ = [
     "BLOCK_VARIANTS",
@@ -36,6 +38,8 @@ __all__ = [
     "format_block_study",
     "run_block_study",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 # key -> (table name, MixerBlock arguments)
 BLOCK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -98,10 +102,14 @@ def _timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def run_block_study(cfg: BlockStudyConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_block_study(cfg: BlockStudyConfig, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run the study; one row per (shared mode, channels, block type), with ratios to HorBlock."""
     cfg.validate()
-    torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _run_block_study(cfg, log or _LOG.info)
+
+
+def _run_block_study(cfg: BlockStudyConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     rows = []
     for shared in cfg.shared:
@@ -114,7 +122,7 @@ def run_block_study(cfg: BlockStudyConfig, log: Callable[[str], None] = print) -
             for k, stack in stacks.items():
                 result[k]["saved"] = saved_activations_of(stack, x).bytes
                 result[k]["rss"] = peak_rss(lambda s=stack, x=x: _train_step(s, x)) if cfg.measure_rss else None
-            for r in range(cfg.rounds + 1):  # round 0 warms up
+            for r in progress(range(cfg.rounds + 1), f"blocks {shared} C={dim}", cfg.rounds + 1):  # round 0 warms up
                 for k, stack in stacks.items():
                     with torch.no_grad():
                         fwd = _timed(lambda s=stack, x=x: s(x))

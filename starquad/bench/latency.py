@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable
@@ -9,7 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LatencyStats", "time_call", "time_forward"]
+__all__ = ["BUSY_SPREAD", "LatencyStats", "time_call", "time_forward"]
+
+_LOG = logging.getLogger(__name__)
+
+# p90 / p10 above this says the timings disagree with themselves: other work shared the cores during the runs
+# (the case reported in issue #15: p10 1.2 ms against a mean of 5.3 ms for one model, unflagged).
+BUSY_SPREAD = 1.5
 
 
 @dataclass(frozen=True)
@@ -22,9 +29,16 @@ class LatencyStats:
     mean_ms: float
     runs: int
 
+    @property
+    def spread(self) -> float:
+        """p90 / p10: 1.0 for perfectly steady timings."""
+        return self.p90_ms / self.p10_ms if self.p10_ms > 0 else float("inf")
 
-def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50) -> LatencyStats:
-    """Time ``fn()``: ``warmup`` untimed calls, then ``runs`` timed ones (wall clock, perf_counter)."""
+
+def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50, label: str = "") -> LatencyStats:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``runs`` timed ones (wall clock, perf_counter).
+
+    Logs a warning when the runs' own spread (p90 / p10 > :data:`BUSY_SPREAD`) says the machine was busy."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     for _ in range(warmup):
@@ -35,11 +49,16 @@ def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50) -> Lat
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     q = statistics.quantiles(times, n=10, method="inclusive") if runs > 1 else [times[0]] * 9
-    return LatencyStats(statistics.median(times), q[0], q[-1], statistics.fmean(times), runs)
+    stats = LatencyStats(statistics.median(times), q[0], q[-1], statistics.fmean(times), runs)
+    if runs >= 10 and stats.spread > BUSY_SPREAD:
+        _LOG.warning(f"{label or 'timing'}: p10 {stats.p10_ms:.3g} ms vs p90 {stats.p90_ms:.3g} ms (mean "
+                     f"{stats.mean_ms:.3g}): a spread of {stats.spread:.1f}× — the machine looks busy; compare only "
+                     "ratios from one run, or re-run when it is idle")  # fmt: skip
+    return stats
 
 
 @torch.inference_mode()
 def time_forward(model: torch.nn.Module, x: torch.Tensor, warmup: int = 10, runs: int = 50) -> LatencyStats:
-    """Inference latency of ``model(x)`` in eval mode (the caller sets threads: ``torch.set_num_threads``)."""
+    """Inference latency of ``model(x)`` in eval mode (threads: the caller's; see ``runtime.torch_threads``)."""
     model.eval()
     return time_call(lambda: model(x), warmup=warmup, runs=runs)

@@ -8,18 +8,20 @@ returns plain dict rows that :func:`starquad.bench.markdown_table` prints and th
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from starquad.bench.backends import BACKENDS, PRECISIONS, gemm_peak_gflops, make_runner
+from starquad.bench.backends import gemm_peak_gflops, get_backend, make_runner
 from starquad.bench.flops import count_flops, model_stats
 from starquad.bench.latency import time_call
 from starquad.bench.memory import MiB, peak_rss, saved_activations_of
 from starquad.bench.published import published_top1
 from starquad.errors import ConfigError, UnknownModelError
+from starquad.runtime import progress, torch_threads
 
 __all__ = [
     "PAPER_PROTOCOL",
@@ -32,6 +34,8 @@ __all__ = [
     "input_size_of",
     "rows_to_csv",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 
 def expand_models(patterns: Sequence[str]) -> list[str]:
@@ -84,10 +88,7 @@ class LatencyConfig:
 
     def validate(self) -> None:
         for b in self.backends:
-            if b not in BACKENDS:
-                raise ConfigError(f"unknown backend '{b}'; choose from: {', '.join(BACKENDS)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision '{self.precision}'; choose from: {', '.join(PRECISIONS)}")
+            get_backend(b, self.precision)
         if self.statistic not in ("median", "mean"):
             raise ConfigError(f"statistic must be 'median' or 'mean', got '{self.statistic}'")
         for name in ("batch", "threads", "runs"):
@@ -101,21 +102,26 @@ class LatencyConfig:
 PAPER_PROTOCOL = dict(backends=("onnxruntime",), batch=1, warmup=50, runs=500, statistic="mean")
 
 
-def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str], None] = lambda m: None,
+def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str], None] | None = None,
                   seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
     """One row per (model, backend): latency (ms), p10/p90, params, MACs, published top-1, and with
     ``cfg.roofline`` the achieved GFLOP/s (2·MACs / latency) as a percentage of the backend's GEMM peak."""
+    cfg.validate()
+    with torch_threads(cfg.threads):
+        return _bench_latency(names, cfg, log or _LOG.info, seed)
+
+
+def _bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str], None], seed: int) -> list[dict]:
     from starquad.deploy import prepare_for_inference
     from starquad.models import create_model
 
-    cfg.validate()
     peaks = {}
     if cfg.roofline:
         for b in cfg.backends:
             peaks[b] = gemm_peak_gflops(b, cfg.threads, precision=cfg.precision)
             log(f"{b}: square-GEMM peak {peaks[b]:.1f} GFLOP/s with {cfg.threads} thread(s)")
     rows = []
-    for name in names:
+    for name in progress(names, "latency", len(names)):
         model = create_model(name).eval()
         size = input_size_of(name, cfg.img_size)
         # params and MACs of the form that is timed (MobileOne's inference form has a quarter of its training MACs)
@@ -123,7 +129,7 @@ def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str],
         x = torch.randn(cfg.batch, *size, generator=torch.Generator().manual_seed(seed))
         for backend in cfg.backends:
             run = make_runner(model, backend, x, cfg.threads, cfg.precision, cfg.reparameterize, cfg.channels_last)
-            stats = time_call(run, warmup=cfg.warmup, runs=cfg.runs)
+            stats = time_call(run, warmup=cfg.warmup, runs=cfg.runs, label=f"{name} [{backend}]")
             ms = stats.mean_ms if cfg.statistic == "mean" else stats.median_ms
             row = {
                 "model": name, "backend": backend, "batch": cfg.batch, "input": "×".join(map(str, size)),
@@ -141,18 +147,23 @@ def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str],
 
 def bench_throughput(names: Sequence[str], batch: int = 32, threads: int = 2, img_size: int | None = None,
                      runs: int = 10, train: bool = True, channels_last: bool = False,
-                     log: Callable[[str], None] = lambda m: None, seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+                     log: Callable[[str], None] | None = None, seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
     """Samples per second at ``batch`` in PyTorch eager: inference (re-parameterised, ``inference_mode``)
     and, with ``train``, one training step (forward, backward, SGD update) in train mode."""
+    if batch < 1 or runs < 1:
+        raise ConfigError(f"batch and runs must be >= 1, got {batch}, {runs}")
+    with torch_threads(threads):
+        return _bench_throughput(names, batch, img_size, runs, train, channels_last, log or _LOG.info, seed)
+
+
+def _bench_throughput(names: Sequence[str], batch: int, img_size: int | None, runs: int, train: bool,
+                      channels_last: bool, log: Callable[[str], None], seed: int) -> list[dict[str, Any]]:  # fmt: skip
     from starquad.deploy import prepare_for_inference
     from starquad.models import create_model
 
-    if batch < 1 or runs < 1 or threads < 1:
-        raise ConfigError(f"batch, runs and threads must be >= 1, got {batch}, {runs}, {threads}")
-    torch.set_num_threads(threads)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     rows = []
-    for name in names:
+    for name in progress(names, "throughput", len(names)):
         size = input_size_of(name, img_size)
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(batch, *size, generator=gen).contiguous(memory_format=fmt)
@@ -164,7 +175,8 @@ def bench_throughput(names: Sequence[str], batch: int = 32, threads: int = 2, im
                 return m(x)
 
         row = {"model": name, "batch": batch, "input": "×".join(map(str, size)),
-               "infer_samples_s": batch / (time_call(infer, warmup=2, runs=runs).median_ms * 1e-3)}  # fmt: skip
+               "infer_samples_s": batch / (time_call(infer, warmup=2, runs=runs, label=f"{name} inference").median_ms
+                                           * 1e-3)}  # fmt: skip
         if train:
             model.train()
             opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
@@ -175,7 +187,8 @@ def bench_throughput(names: Sequence[str], batch: int = 32, threads: int = 2, im
                 torch.nn.functional.cross_entropy(m(x), y).backward()
                 opt.step()
 
-            row["train_samples_s"] = batch / (time_call(step, warmup=2, runs=runs).median_ms * 1e-3)
+            stats = time_call(step, warmup=2, runs=runs, label=f"{name} training step")
+            row["train_samples_s"] = batch / (stats.median_ms * 1e-3)
         rows.append(row)
         log(f"{name}: {row['infer_samples_s']:.1f} samples/s inference")
     return rows

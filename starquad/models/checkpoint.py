@@ -2,8 +2,9 @@
 
 Accepts the authors' ``.pth.tar`` (``{'state_dict': ...}``), a bare state dict, one wrapped under
 ``model`` / ``model_ema`` (ConvNeXt/HorNet lineage), a timm state dict, or a ``.safetensors`` file.
-Pickle files are read with ``torch.load(weights_only=True)`` (no code runs). ``module.`` prefixes
-(DDP) are stripped, then the family's ``checkpoint_filter_fn`` (in the model's module, as in timm)
+Pickle files are read with ``torch.load(weights_only=True)`` (no code runs). ``module.`` (DDP) and
+``_orig_mod.`` (``torch.compile``) prefixes are stripped, then the family's ``checkpoint_filter_fn``
+(in the model's module, as in timm)
 maps foreign key layouts onto ours.
 """
 
@@ -21,9 +22,23 @@ import torch.nn as nn
 
 from starquad.errors import StarquadError
 
-__all__ = ["CheckpointError", "LoadResult", "load_checkpoint", "read_state_dict"]
+__all__ = ["CheckpointError", "LoadResult", "load_checkpoint", "load_state_checked", "read_state_dict"]
 
 _WRAPPERS = ("state_dict", "model", "module")
+_PREFIXES = ("module.", "_orig_mod.")  # DDP, torch.compile (in either order)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    return (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, SafetensorError)
+
+
+def _strip_prefixes(key: str) -> str:
+    while key.startswith(_PREFIXES):
+        for prefix in _PREFIXES:
+            key = key.removeprefix(prefix)
+    return key
 
 
 class CheckpointError(StarquadError, ValueError):
@@ -47,7 +62,7 @@ def read_state_dict(path: str | os.PathLike, use_ema: bool = False) -> dict[str,
             obj = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+    except _read_errors() as e:
         detail = " ".join(str(e).split())[:200]
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupt?): {detail}") from e
     if not isinstance(obj, dict):
@@ -63,7 +78,7 @@ def read_state_dict(path: str | os.PathLike, use_ema: bool = False) -> dict[str,
         if isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    tensors = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    tensors = {_strip_prefixes(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: no tensors found (keys: {', '.join(list(obj)[:8])})")
     return tensors
@@ -90,11 +105,19 @@ def load_checkpoint(
     filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
     if filter_fn is not None:
         state = filter_fn(state, model)
+    return load_state_checked(model, state, str(path), strict=strict)
+
+
+def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+                       strict: bool = True) -> LoadResult:  # fmt: skip
+    """``model.load_state_dict(state)`` with a short error naming ``source`` and the first offending keys
+    (torch's own message lists every key: tens of thousands of characters for a model of another size)."""
     own = model.state_dict()
     bad_shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own
                   and v.shape != own[k].shape]  # fmt: skip
     if bad_shapes:
-        raise CheckpointError(f"{path}: {len(bad_shapes)} shape mismatch(es): {'; '.join(bad_shapes[:3])}")
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: {len(bad_shapes)} shape mismatch(es), "
+                              f"e.g. {'; '.join(bad_shapes[:3])} (weights of another model or variant?)")  # fmt: skip
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if strict and (missing or unexpected):
@@ -103,6 +126,6 @@ def load_checkpoint(
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        raise CheckpointError(f"{path} does not fit {type(model).__name__}: {'; '.join(parts)} keys")
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: {'; '.join(parts)} keys")
     model.load_state_dict(state, strict=False)
     return LoadResult(missing, unexpected)

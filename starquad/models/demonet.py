@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
-from timm.models import build_model_with_cfg
+from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
@@ -152,7 +152,7 @@ class DemoNet(ModelSurface, nn.Module):
                 intermediates.append(y.permute(0, 3, 1, 2) if output_fmt == "NCHW" else y)  # (N, H, W, C) -> NCHW
         if intermediates_only:
             return intermediates
-        return x, intermediates
+        return x.permute(0, 3, 1, 2), intermediates  # final map as forward_features gives it: (N, C, H, W)
 
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:  # fmt: skip
@@ -165,14 +165,20 @@ class DemoNet(ModelSurface, nn.Module):
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens ``(N, H, W, C)`` after the last block (the head normalises after pooling)."""
-        return self._run_sequential(self.blocks, self._tokens(x))
+        """The token map ``(N, C, H, W)`` after the last block, un-normalised (the head normalises after pooling)."""
+        x = self._tokens(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W): timm's feature layout
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """The paper's head: mean over tokens → LayerNorm → Linear (without pooling: LayerNorm per token)."""
+        """The paper's head: mean over tokens → LayerNorm → Linear (without pooling: LayerNorm per token, 4-D out)."""
         if self.global_pool == "avg":
-            x = x.mean(dim=(1, 2))
-        x = self.norm(x)
+            x = self.norm(x.mean(dim=(2, 3)))
+        else:
+            x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # LayerNorm over C of every token
         if self.drop_rate > 0.0:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.head(x)
@@ -214,7 +220,7 @@ class DemoNet2D(nn.Module):
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return imagenet_cfg(
-        pool_size=None,
+        pool_size=(14, 14),
         first_conv="stem",
         paper_ids="arXiv:2403.19967",
         paper_name="Rewrite the Stars",
@@ -239,27 +245,27 @@ def _create_demonet(variant: str, **kwargs: Any) -> DemoNet:
         variant,
         pretrained=False,
         pretrained_cfg=timm_pretrained_cfg(default_cfgs[variant]),
-        feature_cfg=dict(feature_cls="getter", out_indices=(-1,)),
+        feature_cfg=dict(feature_cls="getter", out_indices=(-4, -3, -2, -1)),  # the last 4 blocks, as timm's ViTs
         **kwargs,
     )
 
 
-@register_model
+@register_model(also_in_timm=True)
 def demonet_d12_w96(**kwargs: Any) -> DemoNet:
     return _create_demonet("demonet_d12_w96", **dict(dict(depth=12, width=96), **kwargs))
 
 
-@register_model
+@register_model(also_in_timm=True)
 def demonet_d12_w192(**kwargs: Any) -> DemoNet:
     return _create_demonet("demonet_d12_w192", **dict(dict(depth=12, width=192), **kwargs))
 
 
-@register_model
+@register_model(also_in_timm=True)
 def demonet_d12_w288(**kwargs: Any) -> DemoNet:
     return _create_demonet("demonet_d12_w288", **dict(dict(depth=12, width=288), **kwargs))
 
 
-@register_model
+@register_model  # not an image model: kept out of timm's registry (its tests assume images)
 def demonet_2d(**kwargs: Any) -> DemoNet2D:
     model = DemoNet2D(**kwargs)
     model.pretrained_cfg = model.default_cfg = dict(default_cfgs["demonet_2d"])

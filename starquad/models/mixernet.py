@@ -14,7 +14,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d, SelectAdaptivePool2d, trunc_normal_
+from timm.layers import LayerNorm2d, trunc_normal_
+from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
@@ -37,9 +38,13 @@ class MixerStage(nn.Module):
             else nn.Identity()
         )
         self.blocks = nn.Sequential(*(MixerBlock(dim, drop_path=drop_paths[j], **block_kwargs) for j in range(depth)))
+        self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)  # one checkpoint per block: saves memory, costs a recompute
+        return self.blocks(x)
 
 
 class MixerNet(ModelSurface, nn.Module):
@@ -94,8 +99,11 @@ class MixerNet(ModelSurface, nn.Module):
             prev = dim
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = prev
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        self.norm = nn.LayerNorm(prev, eps=1e-6)  # on the pooled features (before the classifier)
+        # pool → LayerNorm over channels → flatten (timm's NormMlpClassifierHead order): the same LayerNorm2d then
+        # also normalises an unpooled map when global_pool='' (4-D features, as timm's contract wants)
+        self.global_pool = self._new_pool(global_pool, flatten=False)
+        self.norm = LayerNorm2d(prev, eps=1e-6)
+        self.flatten = nn.Flatten(1) if global_pool else nn.Identity()
         self.head = self._new_head(num_classes)
         self.apply(self._init_weights)
         if isinstance(self.head, nn.Linear):
@@ -118,15 +126,21 @@ class MixerNet(ModelSurface, nn.Module):
         fine = [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None), (r"^norm", (99999,))]
         return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else fine)
 
+    @torch.jit.unused
     def _forward_stage(self, stage: MixerStage, x: torch.Tensor) -> torch.Tensor:
-        return self._run_sequential(stage.blocks, stage.downsample(x))
+        return stage(x)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-            if not global_pool:  # no pooling: nothing for the head's LayerNorm to normalise
-                self.norm = nn.Identity()
+            self.global_pool = self._new_pool(global_pool, flatten=False)
+            self.flatten = nn.Flatten(1) if global_pool else nn.Identity()
         self.head = self._new_head(num_classes)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
 
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:  # fmt: skip
@@ -137,13 +151,10 @@ class MixerNet(ModelSurface, nn.Module):
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = self._forward_stage(stage, x)
-        return x
+        return self.stages(self.stem(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.norm(self.global_pool(x))
+        x = self.flatten(self.norm(self.global_pool(x)))
         if self.drop_rate > 0.0:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.head(x)

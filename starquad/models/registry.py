@@ -17,6 +17,7 @@ import difflib
 import fnmatch
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import timm
@@ -66,25 +67,47 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, also_in_timm: 
 
 
 def _register_in_timm(fn: Callable[..., nn.Module]) -> None:
-    """Register ``fn`` in timm through a wrapper that accepts timm's create_model arguments."""
+    """Register ``fn`` in timm through a wrapper that accepts timm's create_model arguments.
+
+    timm files a model under the last part of its entrypoint's module name, so the wrapper lives in a
+    per-family module (:func:`starquad.models._timm_bridge.family_module`): ``timm.list_models(module='quadranet')``
+    then lists our QuadraNets, as it lists timm's own families.
+    """
     from timm.models import register_model as timm_register
 
     from starquad.models import _timm_bridge
 
     name = fn.__name__
+    family = fn.__module__.rsplit(".", 1)[-1]
+    home = _timm_bridge.family_module(family)
 
     def entrypoint(pretrained: bool = False, pretrained_cfg=None, pretrained_cfg_overlay=None, **kwargs):
-        if pretrained or pretrained_cfg is not None or pretrained_cfg_overlay:
-            raise ConfigError(f"{name}: starquad never downloads weights; build it, then starquad.load_checkpoint()")
-        return fn(**kwargs)
+        return _build(fn, name, pretrained, pretrained_cfg_overlay, kwargs.pop("checkpoint_path", None), kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
-    entrypoint.__module__ = _timm_bridge.__name__
+    entrypoint.__module__ = home.__name__
     entrypoint.__doc__ = fn.__doc__
     family_cfg = getattr(sys.modules[fn.__module__], "default_cfgs", {}).get(name)
     if family_cfg is not None:
-        _timm_bridge.default_cfgs[name] = timm_pretrained_cfg(family_cfg)
+        home.default_cfgs[name] = timm_pretrained_cfg(family_cfg)
     timm_register(entrypoint)
+
+
+def _build(fn: Callable[..., nn.Module], name: str, pretrained: bool, overlay: dict[str, Any] | None,
+           checkpoint_path: str | None, kwargs: dict[str, Any]) -> nn.Module:  # fmt: skip
+    """Build a starquad model; weights come from a local file only: ``checkpoint_path``, or timm's
+    ``pretrained=True, pretrained_cfg_overlay=dict(file=PATH)``. Nothing is ever downloaded."""
+    from starquad.models.checkpoint import load_checkpoint
+
+    local = (overlay or {}).get("file")
+    if pretrained and not local:
+        raise ConfigError(f"{name}: starquad never downloads weights; pass pretrained_cfg_overlay=dict(file=PATH) or "
+                          "checkpoint_path=PATH for a local file")  # fmt: skip
+    model = _call_entrypoint(fn, name, kwargs)
+    for path in (local if pretrained else None, checkpoint_path):
+        if path:
+            load_checkpoint(model, path)
+    return model
 
 
 def is_model(name: str) -> bool:
@@ -162,28 +185,65 @@ def timm_pretrained_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k in fields}
 
 
-def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
+def create_model(name: str, pretrained: bool = False, checkpoint_path: str | None = None,
+                 pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs) -> nn.Module:  # fmt: skip
     """Build a model by name: a starquad model, else a timm model (``timm:NAME`` forces timm).
 
-    Weights are never downloaded: ``pretrained=True`` is refused; load a local file with
-    :func:`starquad.load_checkpoint` instead.
+    Weights are never downloaded. Local weights load as in timm: ``checkpoint_path=PATH``, or
+    ``pretrained=True, pretrained_cfg_overlay=dict(file=PATH)``; both go through
+    :func:`starquad.load_checkpoint` (safetensors or weights-only pickle; the authors' layouts map).
 
     Args:
         name: registered model name.
-        pretrained: must be False (kept for timm-compatible call sites).
+        pretrained: only with ``pretrained_cfg_overlay=dict(file=...)``.
+        checkpoint_path: a local weights file to load after building.
+        pretrained_cfg_overlay: timm's overlay; its ``file`` names the local weights.
         **kwargs: passed to the entrypoint (``num_classes``, ``in_chans``, ``drop_path_rate``, …).
     """
-    if pretrained:
-        raise ConfigError(
-            "starquad never downloads weights (pretrained=True); build the model, then load a local file "
-            "with starquad.load_checkpoint(model, path)"
-        )
     if name in _entrypoints:
-        return _entrypoints[name](**kwargs)
+        _check_kwargs(name, kwargs)
+        return _build(_entrypoints[name], name, pretrained, pretrained_cfg_overlay, checkpoint_path, kwargs)
     timm_name = name.removeprefix(TIMM_PREFIX)
     if timm.is_model(timm_name):
-        return timm.create_model(timm_name, pretrained=False, **kwargs)
+        return _build(partial(timm.create_model, timm_name, pretrained=False), name, pretrained,
+                      pretrained_cfg_overlay, checkpoint_path, kwargs)  # fmt: skip
     raise UnknownModelError(_unknown_message(name))
+
+
+# Common model options and what they must be; checked before building so a bad value is named instead of
+# failing deep inside torch (a negative depth, width 0, drop_rate 'high').
+_INT_AT_LEAST = {"num_classes": 0, "in_chans": 1, "base_dim": 1, "width": 1, "depth": 1, "stem_chs": 1,
+                 "stem_stride": 1, "patch_size": 1, "kernel_size": 1, "order": 1}  # fmt: skip
+_RATES = ("drop_rate", "drop_path_rate")
+
+
+def _check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    for key, low in _INT_AT_LEAST.items():
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f"{name}: {key} must be an integer >= {low}, got {value!r}")
+    for key in _RATES:
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1):
+            raise ConfigError(f"{name}: {key} must be a number in [0, 1), got {value!r}")
+    if "depths" in kwargs:
+        depths = kwargs["depths"]
+        if (not isinstance(depths, (list, tuple)) or not depths
+                or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in depths)):  # fmt: skip
+            raise ConfigError(f"{name}: depths must be a list of block counts >= 0, one per stage, got {depths!r}")
+    ratio = kwargs.get("mlp_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0):
+        raise ConfigError(f"{name}: mlp_ratio must be a number > 0, got {ratio!r}")
+
+
+def _call_entrypoint(fn: Callable[..., nn.Module], name: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        return fn(**kwargs)
+    except TypeError as e:
+        if "argument" not in str(e):  # not a signature mismatch: a real bug, keep the traceback
+            raise
+        raise ConfigError(f"{name} does not take these options: {e} (options given: {', '.join(kwargs) or 'none'})"
+                          ) from e
 
 
 def _unknown_message(name: str) -> str:

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, SelectAdaptivePool2d, trunc_normal_
+from timm.layers import DropPath, trunc_normal_
+from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
@@ -72,6 +73,8 @@ class StarBlock(nn.Module):
         self.block_design = block_design
         self.dwconv = ConvBN(dim, dim, 7, groups=dim, with_bn=True)
         self.f1 = ConvBN(dim, hidden, 1, with_bn=False)
+        self.act = nn.Identity()  # design II's activation; both branches of forward exist for TorchScript
+        self.f2: nn.Module | None = None
         if block_design == "I":
             self.f2 = ConvBN(dim, hidden, 1, with_bn=False)
             self.star = StarFusion(fusion, act, act_placement)
@@ -88,7 +91,10 @@ class StarBlock(nn.Module):
         shortcut = x
         x = self.dwconv(x)
         if self.block_design == "I":
-            x1, x2 = self.f1(x).chunk(2, dim=1) if self.f2 is None else (self.f1(x), self.f2(x))
+            if self.f2 is None:  # merged inference form: one conv, split after it
+                x1, x2 = self.f1(x).chunk(2, dim=1)
+            else:
+                x1, x2 = self.f1(x), self.f2(x)
             x = self.g(self.star(x1, x2))
         else:
             x = self.star(self.g(self.act(self.f1(x))), x)
@@ -176,7 +182,7 @@ class StarNet(ModelSurface, nn.Module):
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = prev
         self.norm = nn.BatchNorm2d(prev)
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool = self._new_pool(global_pool)
         self.head = self._new_head(num_classes)
         self.apply(self._init_timm if weight_init == "timm" else self._init_authors)
 
@@ -212,7 +218,7 @@ class StarNet(ModelSurface, nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+            self.global_pool = self._new_pool(global_pool)
         self.head = self._new_head(num_classes)
 
     def _spatial_norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -229,7 +235,12 @@ class StarNet(ModelSurface, nn.Module):
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self._run_sequential(self.stages, self.stem(x)))
+        x = self.stem(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.stages, x)  # one checkpoint per stage: saves memory, costs a recompute
+        else:
+            x = self.stages(x)
+        return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.global_pool(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from timm.layers import SelectAdaptivePool2d
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
@@ -17,11 +18,8 @@ class ModelSurface:
     ``grad_checkpointing`` flag. Families override :meth:`_forward_stage` (how one stage runs) and
     :meth:`_spatial_norm` (a norm on the last feature map, if the family has one)."""
 
-    grad_checkpointing: bool = False
-    head: nn.Module
-    num_features: int
-    stem: nn.Module
-    stages: nn.Sequential
+    # (no class-level annotations of submodules here: TorchScript would read them as attribute types)
+    grad_checkpointing = False
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -36,15 +34,24 @@ class ModelSurface:
         self.num_classes = num_classes
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
+    @staticmethod
+    def _new_pool(global_pool: str, flatten: bool = True) -> SelectAdaptivePool2d:
+        """timm's global pool; ``''`` passes the 4-D map through unflattened (timm's ``reset_classifier(0, '')``)."""
+        return SelectAdaptivePool2d(pool_type=global_pool, flatten=flatten and bool(global_pool))
+
+    @torch.jit.unused
     def _run_sequential(self, seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        """Run ``seq``, with activation checkpointing per module when enabled (saves memory, costs a recompute)."""
-        if self.grad_checkpointing and not torch.jit.is_scripting():
+        """Run ``seq``, with activation checkpointing per module when enabled (saves memory, costs a recompute).
+        Not for ``forward`` (TorchScript takes no module arguments); forward methods inline the same two lines."""
+        if self.grad_checkpointing:
             return checkpoint_seq(seq, x)
         return seq(x)
 
+    @torch.jit.unused
     def _forward_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return self._run_sequential(stage, x)
 
+    @torch.jit.unused
     def _spatial_norm(self, x: torch.Tensor) -> torch.Tensor:
         return x
 

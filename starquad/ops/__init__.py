@@ -25,3 +25,16 @@ __all__ = [
     "merge_branches",
     "split_branches",
 ]
+
+# torch.fx (timm's feature extraction, torchvision's create_feature_extractor with timm's leaf list): these layers
+# choose their backward at run time (autograd.Function vs plain ops), which symbolic tracing cannot follow, so
+# they stay whole modules in a traced graph, as timm does with its own such layers. This adds to timm's no-trace
+# set; it replaces nothing.
+def _register_fx_leaves() -> None:
+    from timm.layers import register_notrace_module
+
+    for cls in (QuadraticConv2d, PolynomialConv2d, QuadraticLinear, NormMlp):
+        register_notrace_module(cls)
+
+
+_register_fx_leaves()

@@ -33,7 +33,7 @@ class GnConv(nn.Module):
         if order < 1 or dim % 2 ** (order - 1):
             raise ConfigError(f"gnConv order {order} needs dim divisible by {2 ** (order - 1)}, got dim={dim}")
         self.order, self.scale = order, scale
-        self.dims = [dim // 2**i for i in range(order)][::-1]
+        self.dims: list[int] = [dim // 2**i for i in range(order)][::-1]
         width = sum(self.dims)
         self.proj_in = nn.Conv2d(dim, 2 * dim, 1)
         self.dwconv = nn.Conv2d(width, width, kernel_size, padding=kernel_size // 2, groups=width)
@@ -44,8 +44,8 @@ class GnConv(nn.Module):
         p0, q = self.proj_in(x).split((self.dims[0], sum(self.dims)), dim=1)
         gates = (self.dwconv(q) * self.scale).split(self.dims, dim=1)
         x = p0 * gates[0]
-        for pw, gate in zip(self.pws, gates[1:], strict=True):
-            x = pw(x) * gate
+        for i, pw in enumerate(self.pws):  # indexed, not zipped: TorchScript and torch.fx both follow this loop
+            x = pw(x) * gates[i + 1]
         return self.proj_out(x)
 
     def extra_repr(self) -> str:

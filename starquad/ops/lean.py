@@ -130,6 +130,13 @@ class NormMlp(nn.Module):
         self.lean = lean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript: plain ops (no autograd.Function, no chunking)
+            y = self.fc2(F.gelu(self.fc1(self.norm(x.permute(0, 2, 3, 1)))))  # (N, C, H, W) -> (N, H, W, C)
+            return (y * self.gamma).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return self._eager_forward(x)
+
+    @torch.jit.unused
+    def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.gamma.numel():
             raise ValueError(f"NormMlp({self.gamma.numel()}) expects (N, {self.gamma.numel()}, H, W), got "
                              f"{tuple(x.shape)}")  # fmt: skip

@@ -60,6 +60,16 @@ def merge_branches(tensors: Sequence[torch.Tensor], groups: int = 1) -> torch.Te
     return torch.stack([t.unflatten(0, (groups, -1)) for t in tensors], 1).flatten(0, 2)
 
 
+def combine_branches(branches: list[torch.Tensor], polynomial: bool) -> torch.Tensor:
+    """``a ⊙ b + c`` (quadratic) or the order-n recursion (polynomial) with plain ops (TorchScript's path)."""
+    if not polynomial:
+        return torch.addcmul(branches[2], branches[0], branches[1])
+    y = branches[0]
+    for i in range(1, len(branches)):
+        y = torch.addcmul(branches[i], y, branches[i])
+    return y
+
+
 # --- combiners: y from the branch outputs, and the branch gradients from dL/dy ---------------------------
 
 
@@ -185,13 +195,14 @@ class _RecomputedBranches(torch.autograd.Function):
 class _BranchedLayer(nn.Module):
     """Shared forward and init of the layers below: ``combiner(op(x))``, memory-efficient when recording."""
 
-    weight: nn.Parameter
-    bias: nn.Parameter | None
+    __jit_unused_properties__ = ["n_branches"]  # noqa: RUF012  (TorchScript reads this class attribute)
 
     def __init__(self, op, combiner, memory_efficient: bool):
         super().__init__()
         self._op, self._combiner = op, combiner
         self.memory_efficient = memory_efficient
+        self._branches: int = combiner.n_branches
+        self._polynomial: bool = isinstance(combiner, _Polynomial)
 
     @property
     def n_branches(self) -> int:
@@ -209,6 +220,12 @@ class _BranchedLayer(nn.Module):
         return self._op.run(x, self.weight, self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript: the plain math on one linear call (no autograd.Function)
+            return combine_branches(self._script_branches(x), self._polynomial)
+        return self._eager_forward(x)
+
+    @torch.jit.unused
+    def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         recording = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if self.memory_efficient and recording:
             return _RecomputedBranches.apply(x, self.weight, self.bias, self._op, self._combiner)
@@ -232,10 +249,16 @@ class _BranchedConv2d(_BranchedLayer):
         op = _BranchedConv(combiner.n_branches, _pair(stride), _pair(padding), dilation, groups)
         super().__init__(op, combiner, memory_efficient)
         self.in_chs, self.out_chs, self.kernel_size, self.groups = in_chs, out_chs, kernel_size, groups
+        self.stride, self.padding, self.dilation = op.stride, op.padding, op.dilation
         n = combiner.n_branches
         self.weight = nn.Parameter(torch.empty(n * out_chs, in_chs // groups, *kernel_size))
         self.bias = nn.Parameter(torch.empty(n * out_chs)) if bias else None
         self.reset_parameters()
+
+    def _script_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        y = y.unflatten(1, (self.groups, self._branches, -1))  # (N, groups, branch, out/groups, H, W)
+        return [y[:, :, k].flatten(1, 2) for k in range(self._branches)]
 
     def extra_repr(self) -> str:
         op = self._op
@@ -291,6 +314,9 @@ class QuadraticLinear(_BranchedLayer):
         self.weight = nn.Parameter(torch.empty(3 * out_features, in_features))
         self.bias = nn.Parameter(torch.empty(3 * out_features)) if bias else None
         self.reset_parameters()
+
+    def _script_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(F.linear(x, self.weight, self.bias).chunk(self._branches, -1))
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

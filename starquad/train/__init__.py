@@ -1,17 +1,18 @@
-"""Training and evaluation: the engine (one epoch, one evaluation), the run loop, resumable run state."""
+"""Training and evaluation: the engine (one epoch, one evaluation), the run loop, resumable run state.
 
-from starquad.train.config import TrainConfig, load_recipe
-from starquad.train.engine import NonFiniteLossError, evaluate, train_one_epoch
-from starquad.train.runner import train
-from starquad.train.state import load_run_state, save_run_state
+Names resolve lazily (:mod:`starquad._lazy`): ``starquad.train.config`` is importable without torch."""
 
-__all__ = [
-    "NonFiniteLossError",
-    "TrainConfig",
-    "evaluate",
-    "load_recipe",
-    "load_run_state",
-    "save_run_state",
-    "train",
-    "train_one_epoch",
-]
+from starquad._lazy import lazy_exports
+
+_EXPORTS = {
+    "TrainConfig": "starquad.train.config",
+    "load_recipe": "starquad.train.config",
+    "NonFiniteLossError": "starquad.train.engine",
+    "evaluate": "starquad.train.engine",
+    "train_one_epoch": "starquad.train.engine",
+    "train": "starquad.train.runner",
+    "load_run_state": "starquad.train.state",
+    "save_run_state": "starquad.train.state",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,9 +1,24 @@
-"""Training configuration: one dataclass, timm-style names; YAML recipes set defaults, the CLI overrides them."""
+"""Training configuration: the one list of training options.
+
+:class:`TrainConfig` is a dataclass whose field metadata holds each option's help text, timm's flag
+spellings, its range and whether it may change on ``--resume``. Everything else derives from it:
+
+* the ``starquad train`` flags (:func:`add_train_arguments`: one flag per field, help from the metadata,
+  the default read from the field, so nothing is restated by hand);
+* type coercion and range checks (:meth:`TrainConfig.from_dict`, :meth:`TrainConfig.validate`), the one
+  place where a recipe value, a flag or an API argument is checked — ``lr: 1e-3`` (a string to PyYAML)
+  becomes 0.001, ``warmup_epochs: one`` is refused by name;
+* the merge: recipe < command-line flags < the resumed run (:func:`resume_config`), where flags that may
+  change (``RESUMABLE``) apply and any other difference is refused by name.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,75 +27,96 @@ import yaml
 
 from starquad.errors import ConfigError
 
-__all__ = ["TrainConfig", "load_recipe"]
+__all__ = ["INTERPOLATIONS", "RESUMABLE", "TrainConfig", "add_train_arguments", "load_recipe", "resume_config"]
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")  # timm's resize modes
+
+
+def option(default: Any = None, help: str = "", *, flags: tuple[str, ...] = (), low: float | None = None,
+           high: float | None = None, low_open: bool = False, resumable: bool = False,
+           default_factory: Any = None) -> Any:  # fmt: skip
+    """A :class:`TrainConfig` field with its CLI help, extra flag spellings, range ``[low, high]`` (``low_open``:
+    ``(low, high]``) and whether ``--resume`` may change it."""
+    meta = dict(help=help, flags=flags, low=low, high=high, low_open=low_open, resumable=resumable)
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
     """Everything a run needs. Learning rates are absolute (not scaled by batch size)."""
 
-    model: str = "starnet_s050"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    data: str = "fashion-mnist"
-    data_dir: str | None = None
-    img_size: int | None = None  # default: the dataset's own size
-    subset: int | None = None  # stratified subset of the training split
-    eval_subset: int | None = None
-    epochs: int = 10
-    batch_size: int = 128  # per process
-    grad_accum: int = 1
-    opt: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9
-    sched: str = "cosine"
-    warmup_epochs: int = 1
-    cooldown_epochs: int = 0  # extra epochs at min_lr after the schedule (StarNet: 10)
-    warmup_lr: float = 1e-5
-    min_lr: float = 1e-6
-    smoothing: float = 0.1
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    mixup_prob: float = 1.0
-    aa: str | None = None  # timm auto-augment string, e.g. 'rand-m9-mstd0.5-inc1'
-    reprob: float = 0.0
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # random-resized-crop aspect ratio range
-    hflip: float = 0.5
-    color_jitter: float = 0.4  # timm's default; 0 turns it off
-    no_aug: bool = False  # training images get the evaluation transform (no crop/flip/augmentation)
-    drop_path: float = 0.0
-    model_ema: bool = False
-    model_ema_decay: float = 0.9998
-    clip_grad: float | None = None
-    amp: bool = False  # bf16 autocast
-    channels_last: bool = False
-    seed: int = 0
-    workers: int = 0
-    output: str = "runs/train"
-    resume: str | None = None
-    log_interval: int = 50
-    threads: int | None = None
+    model: str = option("starnet_s050", "model name (see 'starquad models')")
+    model_kwargs: dict[str, Any] = option(help="model options as a YAML/JSON mapping, e.g. '{stem_stride: 1}'",  # noqa: RUF009
+                                          default_factory=dict)  # fmt: skip
+    data: str = option("fashion-mnist", "dataset name (see 'starquad data list')", flags=("--dataset",))
+    data_dir: str | None = option(None, "folder with the dataset files (ImageFolder: ROOT with train/ and val/)",
+                                  resumable=True)  # fmt: skip
+    img_size: int | None = option(None, "input side (default: the dataset's, else the model's)", low=8, high=2048)
+    subset: int | None = option(None, "train on a class-stratified subset of this many images", low=1)
+    eval_subset: int | None = option(None, "evaluate on a class-stratified subset of this many images", low=1)
+    epochs: int = option(10, "epochs of the schedule (on --resume: more extends a finished run)", low=1,
+                         high=100_000, resumable=True)  # fmt: skip
+    batch_size: int = option(128, "batch size per process", flags=("-b",), low=1, high=65_536)
+    grad_accum: int = option(1, "gradient accumulation steps", flags=("--grad-accum-steps",), low=1, high=1024)
+    opt: str = option("adamw", "timm optimizer name (create_optimizer_v2)")
+    lr: float = option(2e-3, "peak learning rate, absolute", low=0, high=10, low_open=True)
+    weight_decay: float = option(0.05, "weight decay", flags=("--wd",), low=0, high=10)
+    momentum: float = option(0.9, "optimizer momentum (SGD, RMSprop, …)", low=0, high=1)
+    sched: str = option("cosine", "timm scheduler name (create_scheduler_v2)")
+    warmup_epochs: int = option(1, "linear warm-up epochs", low=0, high=100_000)
+    cooldown_epochs: int = option(0, "epochs at min_lr after the schedule (StarNet: 10)", low=0, high=100_000)
+    warmup_lr: float = option(1e-5, "learning rate at the start of warm-up", low=0, high=10)
+    min_lr: float = option(1e-6, "final learning rate", low=0, high=10)
+    smoothing: float = option(0.1, "label smoothing", low=0, high=0.999)
+    mixup: float = option(0.0, "mixup alpha (0: off)", low=0, high=100)
+    cutmix: float = option(0.0, "cutmix alpha (0: off)", low=0, high=100)
+    mixup_prob: float = option(1.0, "probability of mixup or cutmix per batch", low=0, high=1)
+    aa: str | None = option(None, "timm auto-augment, e.g. rand-m9-mstd0.5-inc1")
+    reprob: float = option(0.0, "random-erasing probability", low=0, high=1)
+    scale: tuple[float, float] = option((0.08, 1.0), "random-resized-crop area range MIN MAX", low=0, high=1,
+                                        low_open=True)  # fmt: skip
+    ratio: tuple[float, float] = option((3 / 4, 4 / 3), "random-resized-crop aspect-ratio range MIN MAX", low=0,
+                                        high=100, low_open=True)  # fmt: skip
+    hflip: float = option(0.5, "horizontal-flip probability", low=0, high=1)
+    color_jitter: float = option(0.4, "colour-jitter strength (timm's default; 0: off)", low=0, high=10)
+    no_aug: bool = option(False, "no training augmentation (training images get the evaluation transform)")
+    crop_pct: float | None = option(None, "evaluation centre-crop fraction (default: the model cfg's, e.g. 0.875 "
+                                    "for ImageNet-size inputs; 1 for small datasets)", low=0, high=1,
+                                    low_open=True)  # fmt: skip
+    interpolation: str | None = option(None, "evaluation resize interpolation (default: the model cfg's, e.g. bicubic)")
+    drop_path: float = option(0.0, "stochastic depth rate", low=0, high=0.999)
+    model_ema: bool = option(False, "keep an EMA of the weights and evaluate it too")
+    model_ema_decay: float = option(0.9998, "EMA decay", low=0, high=1)
+    clip_grad: float | None = option(None, "clip the gradient norm to this value", low=0, high=1e6, low_open=True)
+    amp: bool = option(False, "bf16 autocast")
+    channels_last: bool = option(False, "channels-last memory format")
+    seed: int = option(0, "seed", low=0, high=2**32 - 1)
+    workers: int = option(0, "data-loading worker processes", flags=("-j",), low=0, high=256, resumable=True)
+    output: str = option("runs/train", "run directory")
+    resume: str | None = option(None, "continue the run in this directory after its last finished epoch")
+    log_interval: int = option(50, "steps between progress lines", low=1, resumable=True)
+    threads: int | None = option(None, "torch threads per process (default: torch's choice)", low=1, high=1024,
+                                 resumable=True)  # fmt: skip
 
     def validate(self) -> None:
-        positive = ("epochs", "batch_size", "grad_accum", "log_interval")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "smoothing", "mixup", "cutmix", "reprob", "drop_path", "warmup_epochs",
-                     "color_jitter", "cooldown_epochs", "workers"):  # fmt: skip
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        """Range checks of every field (from the metadata) and the few checks that relate two fields."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                _check_range(f, v)
         if self.warmup_epochs >= self.epochs and self.epochs > 1:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
-        if not 0 <= self.smoothing < 1 or not 0 <= self.reprob <= 1:
-            raise ConfigError("smoothing must be in [0, 1) and reprob in [0, 1]")
         for name in ("scale", "ratio"):
             low, high = getattr(self, name)
             if not 0 < low <= high:
                 raise ConfigError(f"{name} must be two numbers 0 < MIN <= MAX, got {low} {high}")
-        if self.img_size is not None and self.img_size < 8:
-            raise ConfigError(f"img_size must be >= 8, got {self.img_size}")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            choices = ", ".join(INTERPOLATIONS)
+            raise ConfigError(f"unknown interpolation '{self.interpolation}'; choose one of: {choices}")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"min_lr ({self.min_lr:g}) must not exceed lr ({self.lr:g})")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -89,15 +125,117 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        """A checked config from a mapping (recipe, flags, saved run): unknown keys, wrong types and
+        out-of-range values are refused with the key's name and ``source``."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a mapping of option: value, got {type(values).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = dict(values)
-        for key in ("scale", "ratio"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        hints = typing.get_type_hints(cls)
+        try:
+            coerced = {k: _coerce(v, hints[k], k) for k, v in values.items()}
+            cfg = cls(**coerced)
+            cfg.validate()
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        return cfg
+
+
+RESUMABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"])
+
+
+def _check_range(f: dataclasses.Field, value: Any) -> None:
+    low, high, low_open = f.metadata["low"], f.metadata["high"], f.metadata["low_open"]
+    if value is None or isinstance(value, (bool, str, dict)) or (low is None and high is None):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{f.name} must be a finite number, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or (high is not None and value > high):
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"<= {high:g}"
+        raise ConfigError(f"{f.name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value:g}")
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """``value`` as the field's type: numbers from YAML strings ('1e-3'), tuples from lists; else a ConfigError."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(hint)):
+            raise ConfigError(f"{name} must be {len(typing.get_args(hint))} numbers, got {value!r}")
+        return tuple(_coerce(v, t, name) for v, t in zip(value, typing.get_args(hint), strict=True))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a mapping such as {{stem_stride: 1}}, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(value) if isinstance(value, (int, str)) else _fail()
+        except (ValueError, TypeError):
+            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        try:
+            return float(value) if isinstance(value, (int, float, str)) else _fail()
+        except (ValueError, TypeError):
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+        return value
+    return value
+
+
+def _fail() -> Any:
+    raise TypeError
+
+
+def resume_config(saved: TrainConfig, given: TrainConfig) -> tuple[TrainConfig, list[str]]:
+    """The config of a resumed run: the saved run's, with the ``RESUMABLE`` options of ``given`` applied.
+
+    ``given`` holds what the caller asked for now (recipe and flags merged); a field that differs from its
+    dataclass default counts as asked for. Asking for another value of a non-resumable option is refused.
+
+    Returns:
+        The merged config and a list of ``name: old -> new`` changes.
+    """
+    defaults = TrainConfig()
+    refused, changes, updates = [], [], {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("resume", "output"):
+            continue
+        new, old = getattr(given, f.name), getattr(saved, f.name)
+        if new == getattr(defaults, f.name) or new == old:
+            continue
+        if f.metadata["resumable"]:
+            updates[f.name] = new
+            changes.append(f"{f.name}: {old} -> {new}")
+        else:
+            refused.append(f"{f.name} (run has {old!r}, asked for {new!r})")
+    if refused:
+        raise ConfigError(f"--resume {given.resume}: cannot change {'; '.join(refused)}; on resume only "
+                          f"{', '.join(RESUMABLE)} may change (start a new run with --output for the rest)")
+    merged = dataclasses.replace(saved, **updates, resume=given.resume, output=given.resume)
+    merged.validate()
+    return merged, changes
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
@@ -106,11 +244,57 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"recipe {path} not found")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"recipe {path} is not valid YAML: {' '.join(str(e).split())}") from e
+    values = {} if values is None else values
     if not isinstance(values, dict):
-        raise ConfigError(f"recipe {path} must be a mapping of option: value")
+        raise ConfigError(f"recipe {path} must be a mapping of option: value, got {type(values).__name__}")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
-    TrainConfig.from_dict(values, source=str(path))  # checks the keys
+    TrainConfig.from_dict(values, source=str(path))  # checks keys, types and ranges
     return values
+
+
+def _yaml_mapping(text: str) -> dict:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"not YAML: {' '.join(str(e).split())}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{stem_stride: 1}}', got {text!r}")
+    return value
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """One flag per :class:`TrainConfig` field (``--field-name`` plus timm's spellings from the metadata).
+
+    Every flag defaults to None, so a recipe (``-c``) can set the value and a flag given on the command line
+    overrides it; values arrive as text and are checked once, by :meth:`TrainConfig.from_dict`."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if only is not None and f.name not in only:
+            continue
+        names = ("--" + f.name.replace("_", "-"), *f.metadata["flags"])
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        text = f.metadata["help"] + (f" (default: {shown})" if shown not in (None, {}, "") else "")
+        text = text.replace("%", "%%")
+        hint = hints[f.name]
+        if hint is bool and f.name.startswith("no_"):  # already a negative: --no-aug, not --no-no-aug
+            parser.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=text)
+        elif hint is bool:  # --amp / --no-amp, so a flag can undo a recipe's value
+            parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif typing.get_origin(hint) is tuple:
+            parser.add_argument(*names, dest=f.name, nargs=2, metavar=("MIN", "MAX"), default=None, help=text)
+        elif typing.get_origin(hint) is dict:
+            parser.add_argument(*names, dest=f.name, type=_yaml_mapping, default=None, metavar="YAML", help=text)
+        else:
+            parser.add_argument(*names, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+
+
+def config_from_args(args: argparse.Namespace, recipe: str | None = None) -> TrainConfig:
+    """Recipe values, overridden by the flags given on the command line (those not None)."""
+    values = load_recipe(recipe) if recipe else {}
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                   if getattr(args, f.name, None) is not None})  # fmt: skip
+    return TrainConfig.from_dict(values, source=recipe or "command line")

@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from starquad.errors import StarquadError
+from starquad.runtime import progress
 
 __all__ = ["EpochStats", "NonFiniteLossError", "evaluate", "train_one_epoch"]
 
@@ -45,14 +46,6 @@ def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
-def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
-    if enabled and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
-    return iterable
-
-
 def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
@@ -62,6 +55,7 @@ def train_one_epoch(
     loader: Iterable,
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
     device: torch.device,
     epoch: int,
     scheduler: Any = None,
@@ -84,7 +78,7 @@ def train_one_epoch(
     total_loss, samples, start = 0.0, 0, time.perf_counter()
     n_batches = len(loader)  # type: ignore[arg-type]
     optimizer.zero_grad(set_to_none=True)
-    for i, (x, y) in enumerate(_progress(loader, n_batches, f"epoch {epoch}", show_progress)):
+    for i, (x, y) in enumerate(progress(loader, f"epoch {epoch}", n_batches) if show_progress else loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -121,7 +115,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: bool = False,
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, *, amp: bool = False,
              channels_last: bool = False) -> dict[str, float]:  # fmt: skip
     """Cross-entropy loss, top-1 and top-5 accuracy (%) over the whole loader, summed over processes."""
     model.eval()

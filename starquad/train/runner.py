@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import random
 from collections.abc import Callable
@@ -27,11 +28,16 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from starquad.errors import ConfigError
 from starquad.io import atomic_write
-from starquad.train.config import TrainConfig
+from starquad.models.checkpoint import load_state_checked
+from starquad.runtime import torch_threads
+from starquad.train.config import TrainConfig, resume_config
+from starquad.train.curves import plot_curves
 from starquad.train.engine import evaluate, train_one_epoch
 from starquad.train.state import load_run_state, save_best, save_run_state
 
-__all__ = ["SUMMARY_FIELDS", "build_loaders", "build_train_model", "train"]
+__all__ = ["SUMMARY_FIELDS", "build_loaders", "build_train_model", "eval_data_config", "train"]
+
+_LOG = logging.getLogger(__name__)
 
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "eval_loss", "top1", "top5", "ema_top1", "epoch_seconds",
                   "images_per_s"]  # fmt: skip
@@ -61,40 +67,77 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[DataLoader, DataLoader, Any]:
-    """Training and evaluation loaders (and the dataset spec) for ``cfg``."""
+def eval_data_config(cfg: TrainConfig, spec: Any, model_name: str | None = None) -> dict[str, Any]:
+    """Evaluation input size, interpolation and crop fraction.
+
+    ImageFolder data (no fixed size) follows the papers' protocol, timm's ``resolve_model_data_config`` on
+    the model's cfg (224², bicubic, centre crop 0.875 for StarNet/QuadraNet); datasets with a native size
+    (Fashion-MNIST's 28²) are resized whole (crop 1.0) unless ``crop_pct`` is given. ``img_size``,
+    ``crop_pct`` and ``interpolation`` of ``cfg`` override either.
+    """
+    from timm.data import resolve_data_config
+
+    from starquad.models import get_model_cfg
+
+    if spec.img_size is None:
+        model_cfg = get_model_cfg(model_name or cfg.model)
+        base = resolve_data_config(pretrained_cfg={k: v for k, v in model_cfg.items() if k in (
+            "input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")}, use_test_size=True)  # fmt: skip
+    else:
+        base = {"input_size": (spec.in_chans, spec.img_size, spec.img_size), "interpolation": "bilinear",
+                "crop_pct": 1.0}  # fmt: skip
+    size = cfg.img_size or base["input_size"][-1]
+    return {"img_size": size, "interpolation": cfg.interpolation or base["interpolation"],
+            "crop_pct": cfg.crop_pct if cfg.crop_pct is not None else base["crop_pct"]}  # fmt: skip
+
+
+def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[DataLoader, DataLoader, Any, int]:
+    """Training and evaluation loaders, the dataset spec and the number of classes for ``cfg``.
+
+    The class count is the spec's, or for ImageFolder data the number of class folders of the training split
+    (the test split must have the same classes)."""
     from starquad.data import build_dataset, build_transform, dataset_spec
 
     spec = dataset_spec(cfg.data)
     if not spec.is_image:
         raise ConfigError(f"dataset '{cfg.data}' is not an image dataset; starquad train needs images")
-    img_size = cfg.img_size or spec.img_size or 224
+    ev = eval_data_config(cfg, spec)
+    img_size = ev["img_size"]
     mean, std = spec.mean or None, spec.std or None
     train_tf = build_transform(img_size, True, spec.in_chans, mean, std, scale=cfg.scale, ratio=cfg.ratio,
                                hflip=cfg.hflip, color_jitter=cfg.color_jitter, auto_augment=cfg.aa,
-                               re_prob=cfg.reprob, no_aug=cfg.no_aug)  # fmt: skip
-    eval_tf = build_transform(img_size, False, spec.in_chans, mean, std)
+                               re_prob=cfg.reprob, no_aug=cfg.no_aug, interpolation=ev["interpolation"])  # fmt: skip
+    eval_tf = build_transform(img_size, False, spec.in_chans, mean, std, crop_pct=ev["crop_pct"],
+                              interpolation=ev["interpolation"])  # fmt: skip
     train_ds = build_dataset(cfg.data, "train", cfg.data_dir, train_tf, subset=cfg.subset, seed=cfg.seed)
     eval_ds = build_dataset(cfg.data, "test", cfg.data_dir, eval_tf, subset=cfg.eval_subset, seed=cfg.seed)
+    num_classes = spec.num_classes or len(train_ds.classes)
+    if list(getattr(eval_ds, "classes", [])) != list(getattr(train_ds, "classes", [])):
+        raise ConfigError(f"{cfg.data}: the train and test splits have different classes "
+                          f"({len(train_ds.classes)} vs {len(eval_ds.classes)}); they must match")  # fmt: skip
+    if num_classes < 2:
+        raise ConfigError(f"{cfg.data}: found {num_classes} class(es) in the training split; need at least 2")
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     drop_last = len(train_ds) >= cfg.batch_size * world
     train_loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=drop_last,
                               persistent_workers=cfg.workers > 0)  # fmt: skip
     eval_part = Subset(eval_ds, list(range(rank, len(eval_ds), world)))  # exact: no padding, counts are summed
     eval_loader = DataLoader(eval_part, max(cfg.batch_size, 64), shuffle=False, num_workers=cfg.workers)
-    return train_loader, eval_loader, spec
+    return train_loader, eval_loader, spec, num_classes
 
 
 def build_train_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    """The model of ``cfg`` for data of ``num_classes`` classes and ``in_chans`` channels."""
     from starquad.models import create_model
 
+    clash = sorted({"num_classes", "in_chans"} & set(cfg.model_kwargs))
+    if clash:
+        raise ConfigError(f"model_kwargs must not set {', '.join(clash)}: they come from the dataset "
+                          f"('{cfg.data}': {num_classes} classes, {in_chans} channel(s))")  # fmt: skip
     kwargs = dict(num_classes=num_classes, in_chans=in_chans, **cfg.model_kwargs)
     if cfg.drop_path > 0:
         kwargs["drop_path_rate"] = cfg.drop_path
-    try:
-        return create_model(cfg.model, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f"model '{cfg.model}' does not accept these options: {e}") from e
+    return create_model(cfg.model, **kwargs)
 
 
 def _read_summary(path: Path, upto_epoch: int) -> list[dict[str, str]]:
@@ -116,8 +159,45 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or resume) training; returns the final metrics. Only rank 0 writes and logs."""
+def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:
+    """``cfg`` checked; for ``--resume``, the saved run's config with the allowed changes (see resume_config)."""
+    cfg.validate()
+    if not cfg.resume:
+        return cfg, []
+    run_dir = Path(cfg.resume)
+    saved_path = run_dir / "args.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no args.yaml there (not a starquad run directory)")
+    try:
+        values = yaml.safe_load(saved_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--resume {run_dir}: args.yaml is corrupt ({' '.join(str(e).split())[:120]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--resume {run_dir}: args.yaml is empty or corrupt (expected a mapping of options)")
+    saved = TrainConfig.from_dict(values, source=str(saved_path))
+    return resume_config(saved, cfg)
+
+
+def _remove_stale_temp_files(run_dir: Path) -> list[str]:
+    """Temp files that a killed atomic write left behind (``.NAME.*.tmp``, see starquad.io)."""
+    stale = sorted(p.name for p in run_dir.glob(".*.tmp") if p.is_file())
+    for name in stale:
+        (run_dir / name).unlink(missing_ok=True)
+    return stale
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) training; returns the final metrics. Only rank 0 writes and logs.
+
+    Progress goes to ``log`` (default: this module's logger at INFO; the CLI shows INFO). The thread count
+    ``cfg.threads`` holds for the run and is restored afterwards.
+    """
+    cfg, changes = _resolve(cfg)
+    with torch_threads(cfg.threads):
+        return _run(cfg, changes, log or _LOG.info)
+
+
+def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> dict[str, Any]:
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2
@@ -126,26 +206,16 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
 
     from starquad.bench.flops import count_flops
 
-    cfg.validate()
     resume_dir = Path(cfg.resume) if cfg.resume else None
-    if resume_dir is not None:  # the run's own arguments win, except where to write
-        saved = resume_dir / "args.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"--resume {resume_dir}: no args.yaml there (not a starquad run directory)")
-        values = yaml.safe_load(saved.read_text())
-        values.update(resume=str(resume_dir), output=str(resume_dir), workers=cfg.workers, threads=cfg.threads)
-        cfg = TrainConfig.from_dict(values, source=str(saved))
     device = _init_distributed()
     rank, world = _dist_info()
     is_main = rank == 0
     say = log if is_main else (lambda m: None)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed)
     out = Path(cfg.output)
-    train_loader, eval_loader, spec = build_loaders(cfg, rank, world)
-    model = build_train_model(cfg, spec.num_classes, spec.in_chans)
-    img_size = cfg.img_size or spec.img_size or 224
+    train_loader, eval_loader, spec, num_classes = build_loaders(cfg, rank, world)
+    model = build_train_model(cfg, num_classes, spec.in_chans)
+    img_size = eval_data_config(cfg, spec)["img_size"]
     flops = count_flops(model, (spec.in_chans, img_size, img_size))
     model.to(device)
     if cfg.channels_last:
@@ -168,7 +238,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     mixup_fn = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
         mixup_fn = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
-                         label_smoothing=cfg.smoothing, num_classes=spec.num_classes)  # fmt: skip
+                         label_smoothing=cfg.smoothing, num_classes=num_classes)  # fmt: skip
         loss_fn: nn.Module = SoftTargetCrossEntropy()
     elif cfg.smoothing > 0:
         loss_fn = LabelSmoothingCrossEntropy(cfg.smoothing)
@@ -178,13 +248,28 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     start_epoch, best_top1, rows = 0, -1.0, []
     if resume_dir is not None:
         weights, state = load_run_state(resume_dir)
-        model.load_state_dict(weights)
+        load_state_checked(model, weights, str(resume_dir / "last.safetensors"))
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
         start_epoch, best_top1 = int(state["epoch"]) + 1, float(state["best_top1"])
-        rows = _read_summary(resume_dir / "summary.csv", start_epoch - 1)
-        say(f"resuming {resume_dir} after epoch {start_epoch - 1} (best top-1 {best_top1:.2f}%)")
+        # The state is the commit point and carries the summary rows, so a kill between writing the state
+        # and summary.csv loses no row: the file is rewritten from the state here.
+        rows = list(state.get("rows") or _read_summary(resume_dir / "summary.csv", start_epoch - 1))
+        if start_epoch >= total_epochs:
+            raise ConfigError(f"--resume {resume_dir}: the run already finished all {total_epochs} epochs; pass "
+                              f"--epochs N with N > {cfg.epochs} to train more")  # fmt: skip
+        if is_main:
+            stale = _remove_stale_temp_files(resume_dir)
+            if stale:
+                say(f"removed {len(stale)} temp file(s) of an interrupted write: {', '.join(stale)}")
+            _write_summary(out / "summary.csv", rows)
+        say(f"resuming {resume_dir} after epoch {start_epoch - 1} (best top-1 {best_top1:.2f}%)"
+            + (f"; changed: {', '.join(changes)}" if changes else ""))  # fmt: skip
+        if any(c.startswith("epochs:") for c in changes):
+            say(f"the schedule is re-planned for {cfg.epochs} epochs (+{cfg.cooldown_epochs} cooldown): epochs "
+                f"{start_epoch}..{total_epochs - 1} follow the new {cfg.sched} curve from update "
+                f"{start_epoch * updates_per_epoch}")  # fmt: skip
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
@@ -193,9 +278,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         atomic_write(out / "args.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     eff_batch = cfg.batch_size * cfg.grad_accum * world
     say(f"{cfg.model}: {flops.params / 1e6:.3f}M params, {flops.macs / 1e6:.1f}M MACs at "
-        f"{spec.in_chans}×{img_size}×{img_size}; {cfg.data}: {len(train_loader.dataset)} train images; "
-        f"{len(train_loader)} steps/epoch × {total_epochs - start_epoch} epochs; effective batch {eff_batch} "
-        f"({cfg.batch_size} × {cfg.grad_accum} accum × {world} process(es)); {device}")  # fmt: skip
+        f"{spec.in_chans}×{img_size}×{img_size}; {cfg.data}: {len(train_loader.dataset)} train images, "
+        f"{num_classes} classes; {len(train_loader)} steps/epoch × {total_epochs - start_epoch} epochs; effective "
+        f"batch {eff_batch} ({cfg.batch_size} × {cfg.grad_accum} accum × {world} process(es)); {device}, "
+        f"{torch.get_num_threads()} thread(s)")  # fmt: skip
     num_updates = start_epoch * updates_per_epoch
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch, total_epochs):
@@ -203,12 +289,16 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         _seed_everything((cfg.seed * 1_000_003 + epoch) * 1009 + rank)
         scheduler.step_update(num_updates=num_updates)
         lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device, epoch, scheduler, num_updates,
-                                mixup_fn, ema, cfg.clip_grad, cfg.amp, cfg.grad_accum, cfg.channels_last, say,
-                                cfg.log_interval, is_main)  # fmt: skip
+        stats = train_one_epoch(train_model, train_loader, optimizer, loss_fn, device=device, epoch=epoch,
+                                scheduler=scheduler, num_updates=num_updates, mixup_fn=mixup_fn, ema=ema,
+                                clip_grad=cfg.clip_grad, amp=cfg.amp, grad_accum=cfg.grad_accum,
+                                channels_last=cfg.channels_last, log=say, log_interval=cfg.log_interval,
+                                show_progress=is_main)  # fmt: skip
         num_updates = stats.updates
-        metrics = evaluate(model, eval_loader, device, cfg.amp, cfg.channels_last)
-        ema_top1 = evaluate(ema.module, eval_loader, device, cfg.amp, cfg.channels_last)["top1"] if ema else None
+        metrics = evaluate(model, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last)
+        ema_top1 = None
+        if ema is not None:
+            ema_top1 = evaluate(ema.module, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last)["top1"]
         row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "eval_loss": metrics["loss"],
                "top1": metrics["top1"], "top5": metrics["top5"], "ema_top1": ema_top1,
                "epoch_seconds": stats.seconds, "images_per_s": stats.samples / stats.seconds}  # fmt: skip
@@ -217,11 +307,12 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             if metrics["top1"] > best_top1:
                 best_top1 = metrics["top1"]
                 save_best(out, model.state_dict(), epoch, best_top1)
-            state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "best_top1": best_top1}
+            state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "best_top1": best_top1, "rows": rows}
             if ema is not None:
                 state["ema"] = ema.state_dict()
-            save_run_state(out, model.state_dict(), state)
+            save_run_state(out, model.state_dict(), state)  # the commit point of this epoch
             _write_summary(out / "summary.csv", rows)
+            plot_curves(rows, out / "curves.png")
         say(f"epoch {epoch}: train loss {stats.loss:.4f}, eval loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2f}%"
             f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%, "
             f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip

@@ -57,7 +57,7 @@ def test_head_pools_then_normalises():
     torch.nn.init.normal_(model.norm.weight)  # make the order matter
     x = torch.randn(2, 3, 64, 64)
     tokens = model.forward_features(x)
-    assert tokens.shape == (2, 4, 4, 96)
-    expected = model.head(torch.nn.functional.layer_norm(tokens.mean((1, 2)), (96,), model.norm.weight,
+    assert tokens.shape == (2, 96, 4, 4)
+    expected = model.head(torch.nn.functional.layer_norm(tokens.mean((2, 3)), (96,), model.norm.weight,
                                                          model.norm.bias, model.norm.eps))  # fmt: skip
     torch.testing.assert_close(model(x), expected)

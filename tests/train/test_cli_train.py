@@ -4,6 +4,7 @@ import pytest
 
 from starquad.cli import main
 from starquad.train import TrainConfig, load_recipe
+from starquad.train.config import config_from_args
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 
@@ -19,8 +20,10 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
     argv = ["train", "--model", "starnet_s050", "--data", "synthetic", "--img-size", "16", "--epochs", "2",
             "-b", "50", "--smoothing", "0", "--output", str(run), "--threads", "2"]  # fmt: skip
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "steps/epoch" in out and "effective batch 50" in out and "best top-1" in out
+    captured = capsys.readouterr()
+    assert "best top-1" in captured.out  # the result on stdout, progress on stderr (logging)
+    assert "steps/epoch" in captured.err and "effective batch 50" in captured.err
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["eval", "--model", "starnet_s050", "--checkpoint", str(run / "best.safetensors"), "--data",
                  "synthetic", "--img-size", "16"]) == 0  # fmt: skip
     assert "synthetic test (200 images): top-1" in capsys.readouterr().out
@@ -29,9 +32,10 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
 def test_recipe_sets_defaults_and_flags_override(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("epochs: 7\nlr: 0.01\nbatch-size: 32\nscale: [0.5, 1]\ncolor_jitter: 0\n")
-    from starquad.cli import _train_config, build_parser
+    from starquad.cli import build_parser
 
-    cfg = _train_config(build_parser().parse_args(["train", "-c", str(recipe), "--lr", "0.5", "--ratio", "1", "1"]))
+    args = build_parser().parse_args(["train", "-c", str(recipe), "--lr", "0.5", "--ratio", "1", "1"])
+    cfg = config_from_args(args, args.config)
     assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.color_jitter) == (7, 0.5, 32, 0.0)
     assert cfg.scale == (0.5, 1.0) and cfg.ratio == (1.0, 1.0)
 
@@ -63,12 +67,12 @@ def test_unknown_recipe_key_is_named(tmp_path, capsys):
 
 
 def test_model_kwargs_flag_replaces_the_recipes(tmp_path, capsys):
-    from starquad.cli import _train_config, build_parser
+    from starquad.cli import build_parser
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model_kwargs: {stem_stride: 1}\n")
     args = build_parser().parse_args(["train", "-c", str(recipe), "--model-kwargs", "{}"])
-    assert _train_config(args).model_kwargs == {}
+    assert config_from_args(args, args.config).model_kwargs == {}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--model-kwargs", "[1, 2]"])
     assert "expected a mapping" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def test_resume_replays_the_uninterrupted_run(tmp_path, monkeypatch):
     original = runner.train_one_epoch
 
     def interrupted(*args, **kwargs):
-        if args[5] == 2:  # the epoch argument: die before epoch 2 finishes
+        if kwargs["epoch"] == 2:  # die before epoch 2 finishes
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
@@ -62,8 +62,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypat
     original = runner.train_one_epoch
 
     def poisoned(*args, **kwargs):
-        if args[5] == 1:
-            args = (*args[:3], lambda out, y: out.sum() * float("nan"), *args[4:])
+        if kwargs["epoch"] == 1:
+            args = (*args[:3], lambda out, y: out.sum() * float("nan"))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(runner, "train_one_epoch", poisoned)
