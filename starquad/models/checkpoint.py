@@ -28,10 +28,22 @@ _WRAPPERS = ("state_dict", "model", "module")
 _PREFIXES = ("module.", "_orig_mod.")  # DDP, torch.compile (in either order)
 
 
-def _read_errors() -> tuple[type[BaseException], ...]:
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged safetensors or torch file raises (torch, pickle, zip and safetensors errors)."""
     from safetensors import SafetensorError
 
     return (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, SafetensorError)
+
+
+def describe_read_error(path: Path, error: BaseException) -> str:
+    """One short line for a file that would not load: what it looks like, and the loader's first sentence."""
+    text = " ".join(str(error).split())
+    if text.startswith("Weights only load failed"):  # torch's multi-paragraph weights_only message
+        if not zipfile.is_zipfile(path):
+            return f"{path}: cannot read checkpoint: not a torch (zip) or safetensors file — truncated or corrupt?"
+        return (f"{path}: cannot read checkpoint: it holds Python objects besides tensors, and starquad loads "
+                "weights only (torch.load(weights_only=True)); re-save its state_dict")  # fmt: skip
+    return f"{path}: cannot read checkpoint (truncated or corrupt?): {text[:160]}"
 
 
 def _strip_prefixes(key: str) -> str:
@@ -62,9 +74,8 @@ def read_state_dict(path: str | os.PathLike, use_ema: bool = False) -> dict[str,
             obj = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except _read_errors() as e:
-        detail = " ".join(str(e).split())[:200]
-        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupt?): {detail}") from e
+    except read_errors() as e:
+        raise CheckpointError(describe_read_error(path, e)) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     if use_ema:

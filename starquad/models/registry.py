@@ -248,6 +248,7 @@ def _call_entrypoint(fn: Callable[..., nn.Module], name: str, kwargs: dict[str, 
 
 def _unknown_message(name: str) -> str:
     ours = sorted(_entrypoints)
-    close = difflib.get_close_matches(name.removeprefix(TIMM_PREFIX), ours + timm.list_models(), n=5, cutoff=0.6)
+    candidates = list(dict.fromkeys(ours + timm.list_models()))  # ours are in timm's list too: no repeats
+    close = difflib.get_close_matches(name.removeprefix(TIMM_PREFIX), candidates, n=5, cutoff=0.6)
     hint = f"did you mean: {', '.join(close)}?" if close else "run 'starquad models' to list the models"
     return f"unknown model '{name}' (not a starquad or timm model); {hint}"

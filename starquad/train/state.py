@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from starquad.io import atomic_write
-from starquad.models.checkpoint import CheckpointError
+from starquad.models.checkpoint import CheckpointError, describe_read_error, read_errors
 
 __all__ = ["load_run_state", "save_best", "save_run_state", "weights_bytes"]
 
@@ -72,9 +70,8 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
         raise CheckpointError(f"{run_dir}: no {STATE} to resume from (is this a starquad run directory?)")
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
-        detail = " ".join(str(e).split())[:160]
-        raise CheckpointError(f"{state_path}: unreadable (truncated or corrupt?): {detail}") from e
+    except read_errors() as e:
+        raise CheckpointError(f"unreadable training state: {describe_read_error(state_path, e)}") from e
     if not isinstance(state, dict) or "weights_sha256" not in state or "epoch" not in state:
         raise CheckpointError(f"{state_path}: not a starquad training state")
     tried = []
