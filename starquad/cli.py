@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = model_parser("flops", "params and FLOPs beside the papers' figures",
                      "Params, conv/linear MACs, fvcore's total and element-wise products at the model's input size, "
-                     "beside the paper's figures.")  # fmt: skip
+                     "beside the paper's figures, of the inference form that 'bench latency' times.")  # fmt: skip
+    q.add_argument("--no-reparam", action="store_true", help="count the models as built (training form)")
     q.set_defaults(func=_cmd_bench_flops)
 
     p = sub.add_parser(
@@ -388,9 +389,9 @@ def _cmd_bench_memory(args) -> None:
 def _cmd_bench_flops(args) -> None:
     from starquad.bench.suite import bench_flops
 
-    columns = ["model", "input", "params_m", "paper_params_m", "macs_m", "fvcore_macs_m", "paper_macs_m",
+    columns = ["model", "form", "input", "params_m", "paper_params_m", "macs_m", "fvcore_macs_m", "paper_macs_m",
                "macs_diff_pct", "elementwise_mul_m", "paper_top1"]  # fmt: skip
-    _emit_rows(args, bench_flops(_bench_models(args)), columns)
+    _emit_rows(args, bench_flops(_bench_models(args), reparameterize=not args.no_reparam), columns)
 
 
 def _cmd_export(args) -> None:

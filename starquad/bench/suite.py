@@ -231,9 +231,10 @@ def bench_memory(names: Sequence[str], batch: int = 2, img_size: int | None = No
     return rows
 
 
-def bench_flops(names: Sequence[str]) -> list[dict[str, Any]]:
-    """Params and FLOPs (conv/linear MACs, fvcore's total, element-wise products) beside the papers' figures."""
-    return [model_stats(name) for name in names]
+def bench_flops(names: Sequence[str], reparameterize: bool = True) -> list[dict[str, Any]]:
+    """Params and FLOPs (conv/linear MACs, fvcore's total, element-wise products) beside the papers' figures,
+    of the inference form that :func:`bench_latency` times (``reparameterize=False``: the model as built)."""
+    return [model_stats(name, reparameterize=reparameterize) for name in names]
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
