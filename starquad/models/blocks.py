@@ -18,8 +18,6 @@ for every block type, so a comparison between block types isolates the spatial m
 =========  ===================================================================================
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

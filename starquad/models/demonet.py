@@ -9,8 +9,6 @@ Linear(3d → d) → layer scale (1e-6) → drop path → residual; head: token 
 four blocks without conv or layer scale, ReLU, final LayerNorm and Linear 100 → 2.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

@@ -11,8 +11,6 @@ proj_out}``, ``pwconv1``/``pwconv2``, ``gamma1``/``gamma2``, ``norm``, ``head``)
 :func:`starquad.load_checkpoint` (:func:`checkpoint_filter_fn` renames the keys).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

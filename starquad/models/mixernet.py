@@ -6,8 +6,6 @@ stem: Conv 4×4 stride 4 + LayerNorm → stage i (i > 0 starts with LayerNorm + 
 with their block type; each has its own ``checkpoint_filter_fn`` for its authors' key layout.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Any
 

@@ -12,8 +12,6 @@ The authors' checkpoints (``downsample_layers.*``, ``stages.i.j.QuadraConv.conv{
 :func:`checkpoint_filter_fn` maps their keys and merges the three branch convs into our one weight.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Any
 

@@ -17,8 +17,6 @@ code, whose init tests ``isinstance(m, nn.Linear or nn.Conv2d)`` — which is ``
 — so its convs silently keep PyTorch's default (Kaiming-uniform) init. Both set BatchNorm to (1, 0).
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Any
 

@@ -1,6 +1,9 @@
-"""The parts of timm's model surface that every starquad family shares (one home, not one per model)."""
+"""The parts of timm's model surface that every starquad family shares (one home, not one per model).
 
-from __future__ import annotations
+Model files (this one, the families, the block skeleton) do without ``from __future__ import annotations``:
+torch.fx copies ``forward``'s annotations into the code it generates, where the string ``'torch.Tensor'``
+becomes a type TorchScript cannot resolve, so a traced-then-scripted model would fail.
+"""
 
 import torch
 import torch.nn as nn

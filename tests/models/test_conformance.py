@@ -38,7 +38,14 @@ def _input(size: int, batch: int = 1) -> torch.Tensor:
 
 
 def _fx_kwargs() -> dict:
-    return {"leaf_modules": list(get_notrace_modules()), "autowrap_functions": list(get_notrace_functions())}
+    return {"leaf_modules": list(get_notrace_modules()), "autowrap_functions": list(get_notrace_functions()),
+            "param_shapes_constant": True}  # fmt: skip
+
+
+def _fx_model(model: torch.nn.Module) -> torch.nn.Module:
+    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=_fx_kwargs())
+    return create_feature_extractor(model, train_return_nodes=[train_nodes[-1]], eval_return_nodes=[eval_nodes[-1]],
+                                    tracer_kwargs=_fx_kwargs())  # fmt: skip
 
 
 def test_registry_is_populated():
@@ -75,13 +82,17 @@ def test_backward_every_param_gets_a_grad(name):
 @torch.no_grad()
 def test_default_cfgs_and_unpooled_features(name):
     model = starquad.create_model(name).eval()
+    assert model.num_classes == 1000 and model.num_features > 0 and model.head_hidden_size > 0
     cfg = model.pretrained_cfg
     x = _input(cfg["input_size"][-1])
     pool = tuple(cfg["pool_size"])
-    assert model.forward_features(x).shape[-2:] == pool
+    feats = model.forward_features(x)
+    assert feats.shape[-2:] == pool and feats.shape[1] == model.num_features
+    pre = model.forward_head(feats, pre_logits=True)
+    assert pre.shape == (1, model.head_hidden_size)
     model.reset_classifier(0)
     out = model(x)
-    assert out.shape == (1, model.num_features)
+    assert model.num_classes == 0 and out.shape == pre.shape
     model.reset_classifier(0, "")  # no classifier, no pooling: the 4-D map
     out = model(x)
     assert out.ndim == 4 and out.shape[-2:] == pool and out.shape[1] == model.num_features
@@ -92,9 +103,11 @@ def test_default_cfgs_and_unpooled_features(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("feature_cls", [None, "getter"])
 @torch.no_grad()
-def test_features_only(name):
-    model = starquad.create_model(name, features_only=True).eval()
+def test_features_only(name, feature_cls):
+    extra = {"feature_cls": feature_cls} if feature_cls else {}  # 'getter': through forward_intermediates
+    model = starquad.create_model(name, features_only=True, **extra).eval()
     channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
     assert len(channels) >= 4
     feats = model(_input(FEAT_SIZE))
@@ -131,18 +144,28 @@ def test_torchscript_matches_eager(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_fx_forward_and_backward(name):
-    """torchvision's feature extractor over timm's no-trace leaves: same logits as the module, gradients flow."""
+    """torchvision's feature extractor over timm's no-trace leaves: bitwise the module's logits (inference mode),
+    every parameter gets a gradient in train mode."""
     model = starquad.create_model(name, num_classes=7).eval()
-    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=_fx_kwargs())
-    fx = create_feature_extractor(model, train_return_nodes=[train_nodes[-1]], eval_return_nodes=[eval_nodes[-1]],
-                                  tracer_kwargs=_fx_kwargs())  # fmt: skip
-    x = _input(BWD_SIZE)
-    with torch.no_grad():
-        torch.testing.assert_close(next(iter(fx(x).values())), model(x), rtol=1e-5, atol=1e-5)
-    fx.train()
+    with torch.inference_mode():
+        x = _input(BWD_SIZE)
+        assert torch.equal(next(iter(_fx_model(model)(x).values())), model(x))
+    fx = _fx_model(model.train())
     out = next(iter(fx(_input(BWD_SIZE, batch=2)).values()))
     out.mean().backward()
-    assert all(p.grad is not None for p in fx.parameters())
+    assert out.shape == (2, 7) and all(p.grad is not None for p in fx.parameters())
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@torch.no_grad()
+def test_fx_then_torchscript(name):
+    """A traced feature extractor scripts too (generated code keeps forward's annotations)."""
+    with timm.layers.set_layer_config(scriptable=True):
+        model = starquad.create_model(name).eval()
+    scripted = torch.jit.script(_fx_model(model))
+    x = _input(BWD_SIZE)
+    torch.testing.assert_close(next(iter(scripted(x).values())), model(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["starnet_s050", "quadranet_xxs36", "hornet_t", "demonet_d12_w96"])
