@@ -251,9 +251,9 @@ def _add_train_parsers(sub, common) -> None:
 
 def _cmd_train(args) -> None:
     from starquad.train import train
-    from starquad.train.config import config_from_args
+    from starquad.train.config import asked_on_command_line, config_from_args
 
-    result = train(config_from_args(args, args.config))
+    result = train(config_from_args(args, args.config), asked=asked_on_command_line(args, args.config))
     print(f"best top-1 {result['best_top1']:.2f}%; run directory: {result['output']}")
 
 

@@ -118,11 +118,11 @@ CASES = [
      "starnet_s050 does not take these options"),
     ("fusion-unknown", lambda f, t: ["train", *TINY, "--model-kwargs", "{fusion: product}"], "unknown fusion 'product'"),
     # resume
-    ("resume-missing", lambda f, t: ["train", "--resume", "/nonexistent/run"], "no args.yaml there"),
+    ("resume-missing", lambda f, t: ["train", "--resume", "/nonexistent/run"], "args.yaml not found (not a starquad run directory?)"),
     ("resume-empty-args", lambda f, t: ["train", "--resume", str(_run_copy(f, t, lambda r: (r / "args.yaml")
-                                        .write_text("")))], "args.yaml is empty or corrupt"),
+                                        .write_text("")))], "args.yaml is empty"),
     ("resume-corrupt-args", lambda f, t: ["train", "--resume", str(_run_copy(f, t, lambda r: (r / "args.yaml")
-                                          .write_text("model: [\n")))], "args.yaml is corrupt"),
+                                          .write_text("model: [\n")))], "args.yaml is not valid YAML"),
     ("resume-other-model", lambda f, t: ["train", "--resume", str(_run_copy(f, t)), "--model", "starnet_s100"],
      "cannot change model (run has 'starnet_s050', asked for 'starnet_s100')"),
     ("resume-finished", lambda f, t: ["train", "--resume", str(_run_copy(f, t))], "already finished all 2 epochs"),

@@ -8,8 +8,10 @@ would flatter every variant). Runs write into a temporary folder that is removed
 from __future__ import annotations
 
 import dataclasses
+import logging
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 from starquad.analysis.report import SectionContext
 
 __all__ = ["FmnistBudget", "budget_for", "fmnist_top1", "mean_std", "seeds_for"]
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,11 @@ def fmnist_top1(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], s
             color_jitter=0.0, channels_last=True, seed=seed, output=tmp, threads=threads, log_interval=10**6,
         )  # fmt: skip
         cfg = dataclasses.replace(cfg, **overrides)
-        result = train(cfg, log=lambda m: None)
+        label = f"{model} {model_kwargs or ''} seed {seed}".replace("  ", " ")
+        _LOG.info(f"  training {label}: {budget.subset} images × {cfg.epochs} epochs ...")
+        start = time.perf_counter()
+        result = train(cfg, log=lambda m: _LOG.debug(f"  [{label}] {m}"))  # epochs with -v
+    _LOG.info(f"  {label}: top-1 {result['top1']:.2f}% in {time.perf_counter() - start:.0f} s")
     return float(result["top1"])
 
 

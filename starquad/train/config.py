@@ -208,22 +208,29 @@ def _fail() -> Any:
     raise TypeError
 
 
-def resume_config(saved: TrainConfig, given: TrainConfig) -> tuple[TrainConfig, list[str]]:
+def asked_options(cfg: TrainConfig) -> set[str]:
+    """The options of ``cfg`` that differ from their defaults: what an API caller asked for on resume."""
+    defaults = TrainConfig()
+    return {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)}
+
+
+def resume_config(saved: TrainConfig, given: TrainConfig, asked: set[str] | None = None) -> tuple[TrainConfig,
+                                                                                                  list[str]]:
     """The config of a resumed run: the saved run's, with the ``RESUMABLE`` options of ``given`` applied.
 
-    ``given`` holds what the caller asked for now (recipe and flags merged); a field that differs from its
-    dataclass default counts as asked for. Asking for another value of a non-resumable option is refused.
+    ``asked`` names the options the caller set now (the CLI: recipe keys and flags given; default: those of
+    ``given`` that differ from their defaults). Asking for another value of a non-resumable option is refused.
 
     Returns:
         The merged config and a list of ``name: old -> new`` changes.
     """
-    defaults = TrainConfig()
+    asked = asked_options(given) if asked is None else asked
     refused, changes, updates = [], [], {}
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("resume", "output"):
+        if f.name in ("resume", "output") or f.name not in asked:
             continue
         new, old = getattr(given, f.name), getattr(saved, f.name)
-        if new == getattr(defaults, f.name) or new == old:
+        if new == old:
             continue
         if f.metadata["resumable"]:
             updates[f.name] = new
@@ -238,18 +245,26 @@ def resume_config(saved: TrainConfig, given: TrainConfig) -> tuple[TrainConfig, 
     return merged, changes
 
 
-def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML recipe (a flat mapping of :class:`TrainConfig` keys; ``-`` may stand for ``_``)."""
-    path = Path(path)
+def read_yaml_mapping(path: Path, label: str, missing_hint: str = "", allow_empty: bool = True) -> dict[str, Any]:
+    """The mapping in a YAML file (a recipe, a run's ``args.yaml``); errors name ``label`` and what was wrong."""
     if not path.is_file():
-        raise ConfigError(f"recipe {path} not found")
+        raise ConfigError(f"{label} not found{missing_hint}")
     try:
         values = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"recipe {path} is not valid YAML: {' '.join(str(e).split())}") from e
-    values = {} if values is None else values
+        raise ConfigError(f"{label} is not valid YAML: {' '.join(str(e).split())[:160]}") from None
+    if values is None:
+        if allow_empty:
+            return {}
+        raise ConfigError(f"{label} is empty")
     if not isinstance(values, dict):
-        raise ConfigError(f"recipe {path} must be a mapping of option: value, got {type(values).__name__}")
+        raise ConfigError(f"{label} must be a mapping of option: value, got {type(values).__name__}")
+    return values
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML recipe (a flat mapping of :class:`TrainConfig` keys; ``-`` may stand for ``_``)."""
+    values = read_yaml_mapping(Path(path), f"recipe {path}")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     TrainConfig.from_dict(values, source=str(path))  # checks keys, types and ranges
     return values
@@ -294,7 +309,16 @@ def add_train_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] |
 
 def config_from_args(args: argparse.Namespace, recipe: str | None = None) -> TrainConfig:
     """Recipe values, overridden by the flags given on the command line (those not None)."""
+    return TrainConfig.from_dict(_given_values(args, recipe), source=recipe or "command line")
+
+
+def asked_on_command_line(args: argparse.Namespace, recipe: str | None = None) -> set[str]:
+    """The options a command line sets (recipe keys and flags given), whatever their values."""
+    return set(_given_values(args, recipe))
+
+
+def _given_values(args: argparse.Namespace, recipe: str | None) -> dict[str, Any]:
     values = load_recipe(recipe) if recipe else {}
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                    if getattr(args, f.name, None) is not None})  # fmt: skip
-    return TrainConfig.from_dict(values, source=recipe or "command line")
+    return values

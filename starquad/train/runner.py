@@ -30,7 +30,7 @@ from starquad.errors import ConfigError
 from starquad.io import atomic_write
 from starquad.models.checkpoint import load_state_checked
 from starquad.runtime import torch_threads
-from starquad.train.config import TrainConfig, resume_config
+from starquad.train.config import TrainConfig, read_yaml_mapping, resume_config
 from starquad.train.curves import plot_curves
 from starquad.train.engine import evaluate, train_one_epoch
 from starquad.train.state import load_run_state, save_best, save_run_state
@@ -159,23 +159,16 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:
+def _resolve(cfg: TrainConfig, asked: set[str] | None) -> tuple[TrainConfig, list[str]]:
     """``cfg`` checked; for ``--resume``, the saved run's config with the allowed changes (see resume_config)."""
     cfg.validate()
     if not cfg.resume:
         return cfg, []
-    run_dir = Path(cfg.resume)
-    saved_path = run_dir / "args.yaml"
-    if not saved_path.is_file():
-        raise ConfigError(f"--resume {run_dir}: no args.yaml there (not a starquad run directory)")
-    try:
-        values = yaml.safe_load(saved_path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"--resume {run_dir}: args.yaml is corrupt ({' '.join(str(e).split())[:120]})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"--resume {run_dir}: args.yaml is empty or corrupt (expected a mapping of options)")
+    saved_path = Path(cfg.resume) / "args.yaml"
+    values = read_yaml_mapping(saved_path, f"--resume {cfg.resume}: args.yaml", " (not a starquad run directory?)",
+                               allow_empty=False)  # fmt: skip
     saved = TrainConfig.from_dict(values, source=str(saved_path))
-    return resume_config(saved, cfg)
+    return resume_config(saved, cfg, asked)
 
 
 def _remove_stale_temp_files(run_dir: Path) -> list[str]:
@@ -186,13 +179,21 @@ def _remove_stale_temp_files(run_dir: Path) -> list[str]:
     return stale
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train(cfg: TrainConfig, log: Callable[[str], None] | None = None, *, asked: set[str] | None = None
+          ) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) training; returns the final metrics. Only rank 0 writes and logs.
 
-    Progress goes to ``log`` (default: this module's logger at INFO; the CLI shows INFO). The thread count
-    ``cfg.threads`` holds for the run and is restored afterwards.
+    Args:
+        cfg: the run's options. With ``cfg.resume`` set, the saved run's options apply, changed by those of
+            ``cfg`` that were asked for (see :func:`~starquad.train.config.resume_config`).
+        log: progress printer (default: this module's logger at INFO; the CLI shows INFO).
+        asked: on resume, the names of the options the caller set (default: those of ``cfg`` that differ from
+            their defaults; the CLI passes the recipe keys and flags it was given, so ``--epochs 10`` counts
+            even though 10 is the default).
+
+    The thread count ``cfg.threads`` holds for the run and is restored afterwards.
     """
-    cfg, changes = _resolve(cfg)
+    cfg, changes = _resolve(cfg, asked)
     with torch_threads(cfg.threads):
         return _run(cfg, changes, log or _LOG.info)
 

@@ -48,7 +48,7 @@ def test_recipe_sets_defaults_and_flags_override(tmp_path):
         (["train", "--epochs", "-2"], "epochs must be >= 1"),
         (["train", "--scale", "0.9", "0.5"], "scale must be two numbers 0 < MIN <= MAX, got 0.9 0.5"),
         (["train", "--color-jitter", "-1"], "color_jitter must be >= 0"),
-        (["train", "--resume", "/nonexistent/run"], "no args.yaml there"),
+        (["train", "--resume", "/nonexistent/run"], "args.yaml not found (not a starquad run directory?)"),
         (["eval", "--model", "starnet_s050", "--checkpoint", "/nonexistent.safetensors", "--data", "synthetic"],
          "checkpoint file not found"),
     ],

@@ -122,3 +122,15 @@ def test_local_weights_load_the_timm_way(tmp_path):
     b = starquad.create_model("quadranet_xxs36", num_classes=5, checkpoint_path=str(path))
     for m in (a, b):
         assert all(torch.equal(m.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_an_option_given_on_the_command_line_counts_even_at_its_default():
+    from starquad.cli import build_parser
+    from starquad.train.config import asked_on_command_line, resume_config
+
+    saved = TrainConfig(**{**TINY, "epochs": 3})
+    args = build_parser().parse_args(["train", "--resume", "runs/x", "--epochs", "10"])  # 10 is the default
+    given = config_from_args(args)
+    merged, changes = resume_config(saved, given, asked_on_command_line(args))
+    assert merged.epochs == 10 and changes == ["epochs: 3 -> 10"]
+    assert resume_config(saved, given)[0].epochs == 3  # API default: a value at its default is not a request
