@@ -94,3 +94,11 @@ def test_bench_memory_and_its_errors(capsys):
     assert "unknown model 'quadranet_t99'" in capsys.readouterr().err
     assert main(["bench", "blocks", "--batch", "0"]) == 1
     assert "batch must be >= 1" in capsys.readouterr().err
+
+
+def test_help_does_not_import_torch():
+    """What keeps `starquad --help` fast (≈0.1 s against ≈3 s for importing torch): the parser needs no torch."""
+    code = ("import sys; sys.argv = ['starquad', '--help']; import starquad.cli as cli; cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

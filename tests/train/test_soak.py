@@ -88,6 +88,7 @@ def test_sigkill_soak_resumes_to_the_uninterrupted_result(tmp_path):
             proc.communicate(timeout=600)
             killed = proc.returncode == -signal.SIGKILL
         kills.append((kind, n, killed))
+    print(f"soak: {sum(k for _, _, k in kills)} kills: {kills}")  # shown with pytest -s
     assert sum(k for _, _, k in kills) >= 5, kills
     if len(_rows(soaked)) < 10:  # what the kills left to do
         proc = _start(soaked)
