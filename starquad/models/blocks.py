@@ -13,6 +13,7 @@ for every block type, so a comparison between block types isolates the spatial m
 ``quadra``  QuadraBlock: depthwise :class:`~starquad.ops.QuadraticConv2d` (k×k, 3 branches)
 ``hor``     HorBlock: :class:`~starquad.ops.GnConv` of order ``order`` (HorNet)
 ``conv``    ConvBlock: one k×k depthwise conv (the linear baseline; ConvNeXt's block)
+``star``    StarBlock (spatial): depthwise :class:`~starquad.ops.StarConv2d`, ``act(conv_a x) ⊙ conv_b x``
 ``skip``    SkipBlock: no spatial mixer at all (only the MLP half)
 ``swin``    SwinBlock: timm's window attention (windows of ``window_size``, head dim 32, no shift)
 =========  ===================================================================================
@@ -27,11 +28,11 @@ from timm.layers import DropPath, LayerNorm2d
 from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
 
 from starquad.errors import ConfigError
-from starquad.ops import GnConv, NormMlp, QuadraticConv2d
+from starquad.ops import GnConv, NormMlp, QuadraticConv2d, StarConv2d
 
 __all__ = ["BLOCK_TYPES", "MixerBlock", "WindowAttention2d", "create_mixer"]
 
-BLOCK_TYPES = ("quadra", "hor", "conv", "skip", "swin")
+BLOCK_TYPES = ("quadra", "hor", "conv", "star", "skip", "swin")
 
 
 class WindowAttention2d(nn.Module):
@@ -67,6 +68,8 @@ def create_mixer(kind: str, dim: int, kernel_size: int = 7, order: int = 3, memo
         return GnConv(dim, order, kernel_size, gn_scale)
     if kind == "conv":
         return nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+    if kind == "star":
+        return StarConv2d(dim, kernel_size)
     if kind == "swin":
         return WindowAttention2d(dim, window_size)
     if kind == "skip":
@@ -79,7 +82,7 @@ class MixerBlock(nn.Module):
 
     Args:
         dim: channels.
-        kind: ``'quadra'``, ``'hor'``, ``'conv'``, ``'skip'`` or ``'swin'``.
+        kind: ``'quadra'``, ``'hor'``, ``'conv'``, ``'star'``, ``'skip'`` or ``'swin'``.
         mlp_ratio: MLP expansion.
         drop_path: stochastic-depth rate of this block.
         ls_init: layer-scale initial value.

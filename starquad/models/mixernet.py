@@ -6,7 +6,7 @@ stem: Conv 4×4 stride 4 + LayerNorm → stage i (i > 0 starts with LayerNorm + 
 with their block type; each has its own ``checkpoint_filter_fn`` for its authors' key layout.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -28,14 +28,16 @@ class MixerStage(nn.Module):
     """Downsampler (LayerNorm + 2×2 stride-2 conv; identity for the first stage) followed by blocks."""
 
     def __init__(self, in_chs: int, dim: int, depth: int, downsample: bool, drop_paths: Sequence[float],
-                 **block_kwargs: Any):  # fmt: skip
+                 blocks: Sequence[nn.Module] | None = None, **block_kwargs: Any):  # fmt: skip
         super().__init__()
         self.downsample = (
             nn.Sequential(LayerNorm2d(in_chs, eps=1e-6), nn.Conv2d(in_chs, dim, 2, stride=2))
             if downsample
             else nn.Identity()
         )
-        self.blocks = nn.Sequential(*(MixerBlock(dim, drop_path=drop_paths[j], **block_kwargs) for j in range(depth)))
+        if blocks is None:  # ``depth`` blocks of one type; or the given, possibly different, blocks (NAS)
+            blocks = [MixerBlock(dim, drop_path=drop_paths[j], **block_kwargs) for j in range(depth)]
+        self.blocks = nn.Sequential(*blocks)
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,6 +59,9 @@ class MixerNet(ModelSurface, nn.Module):
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth, linear in ``[0, drop_path_rate]`` over all blocks.
         head_init_scale: scale of the classifier's initial weights (ConvNeXt lineage).
+        stem_stride: stride (and kernel) of the patchify stem; 4 as in ConvNeXt, 2 for 28–32² inputs.
+        block_factory: ``(stage, index, dim, drop_path) -> block``; builds every block instead of ``block``
+            (architecture search: a different op per layer). ``depths`` still gives the count per stage.
         num_classes, in_chans, global_pool: as in timm.
     """
 
@@ -74,6 +79,8 @@ class MixerNet(ModelSurface, nn.Module):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         head_init_scale: float = 1.0,
+        stem_stride: int = 4,
+        block_factory: Callable[[int, int, int, float], nn.Module] | None = None,
         num_classes: int = 1000,
         in_chans: int = 3,
         global_pool: str = "avg",
@@ -83,7 +90,8 @@ class MixerNet(ModelSurface, nn.Module):
             raise ConfigError(f"stage_block_kwargs has {len(stage_block_kwargs)} entries for {len(depths)} stages")
         self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, drop_rate
         self.grad_checkpointing = False
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, base_dim, 4, stride=4), LayerNorm2d(base_dim, eps=1e-6))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, base_dim, stem_stride, stride=stem_stride),
+                                  LayerNorm2d(base_dim, eps=1e-6))  # fmt: skip
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))
         common = dict(kind=block, mlp_ratio=mlp_ratio, ls_init=ls_init, lean=lean, kernel_size=kernel_size)
         if block == "quadra":
@@ -92,8 +100,11 @@ class MixerNet(ModelSurface, nn.Module):
         for i, depth in enumerate(depths):
             dim = base_dim * 2**i
             extra = stage_block_kwargs[i] if stage_block_kwargs is not None else {}
-            stages.append(MixerStage(prev, dim, depth, i > 0, dpr[i].tolist(), **common, **extra))
-            self.feature_info.append(dict(num_chs=dim, reduction=2 ** (i + 2), module=f"stages.{i}"))
+            blocks = None
+            if block_factory is not None:
+                blocks = [block_factory(i, j, dim, float(p)) for j, p in enumerate(dpr[i].tolist())]
+            stages.append(MixerStage(prev, dim, depth, i > 0, dpr[i].tolist(), blocks=blocks, **common, **extra))
+            self.feature_info.append(dict(num_chs=dim, reduction=stem_stride * 2**i, module=f"stages.{i}"))
             prev = dim
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = prev

@@ -9,7 +9,7 @@ from starquad.ops.quadratic import (
     merge_branches,
     split_branches,
 )
-from starquad.ops.star import ACT_PLACEMENTS, ACTIVATIONS, FUSIONS, StarFusion, create_act
+from starquad.ops.star import ACT_PLACEMENTS, ACTIVATIONS, FUSIONS, StarConv2d, StarFusion, create_act
 
 __all__ = [
     "ACTIVATIONS",
@@ -20,6 +20,7 @@ __all__ = [
     "PolynomialConv2d",
     "QuadraticConv2d",
     "QuadraticLinear",
+    "StarConv2d",
     "StarFusion",
     "create_act",
     "merge_branches",

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from starquad.errors import ConfigError
 
-__all__ = ["ACTIVATIONS", "ACT_PLACEMENTS", "FUSIONS", "StarFusion", "create_act"]
+__all__ = ["ACTIVATIONS", "ACT_PLACEMENTS", "FUSIONS", "StarConv2d", "StarFusion", "create_act"]
 
 FUSIONS = ("star", "sum")
 ACT_PLACEMENTS = ("one", "both", "after", "none")
@@ -74,3 +74,29 @@ class StarFusion(nn.Module):
 
     def extra_repr(self) -> str:
         return f"fusion={self.fusion!r}, act_placement={self.act_placement!r}"
+
+
+class StarConv2d(nn.Module):
+    """Depthwise star mixer ``act(conv_a(x)) ⊙ conv_b(x)``: two k×k depthwise branches fused by :class:`StarFusion`.
+
+    The spatial counterpart of StarNet's channel-wise star, and the middle interaction order between a linear
+    depthwise conv and the quadratic one (:class:`~starquad.ops.QuadraticConv2d`, which adds ``conv_c(x)``).
+    Both branches are one conv with two outputs per channel; output channel ``2c`` is branch a of input channel
+    ``c`` and ``2c + 1`` its branch b.
+
+    Args:
+        dim: channels (in = out; depthwise).
+        kernel_size: odd kernel, 'same' padding.
+        act: activation on branch a (StarNet's ReLU6 by default).
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 7, act: str = "relu6"):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ConfigError(f"StarConv2d needs an odd kernel ('same' padding), got {kernel_size}")
+        self.conv = nn.Conv2d(dim, 2 * dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.star = StarFusion("star", act, "one")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).unflatten(1, (-1, 2))  # (N, 2C, H, W) -> (N, C, 2, H, W): both branches of channel c
+        return self.star(y[:, :, 0], y[:, :, 1])
