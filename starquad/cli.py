@@ -36,6 +36,7 @@ commands:
   bench flops MODEL..   params and MACs beside the papers' figures
   export MODEL -o F.onnx  ONNX export (folded), verified against PyTorch in onnxruntime
   reproduce             test the papers' claims at small scale; writes report.md, results.json, PNGs
+  nas latency build|validate  a latency table of this machine for a search space, and its accuracy
 
 Run 'starquad COMMAND --help' for a command's options.
 """
@@ -216,7 +217,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--list", action="store_true", help="list the sections and exit")
     p.set_defaults(func=_cmd_reproduce)
+    _add_nas_parsers(sub, common)
     return parser
+
+
+def _add_nas_parsers(sub, common) -> None:
+    from starquad.bench.backends import BACKENDS
+    from starquad.nas.space import SPACES
+
+    p = sub.add_parser("nas", parents=[common], help="architecture search: the latency model of this machine",
+                       description="Hardware-aware architecture search (QuadraNet §NAS). So far: the latency "
+                       "model (an op table of this machine, a fitted correction, and its validation).")  # fmt: skip
+    lat = p.add_subparsers(dest="nas_command", metavar="COMMAND", required=True).add_parser(
+        "latency", parents=[common], help="build or validate a latency table",
+        description="Latency tables: every op of a search space timed alone in a runtime, corrected by a fit on "
+        "whole networks; validated on networks not used for fitting.")  # fmt: skip
+    commands = lat.add_subparsers(dest="latency_command", metavar="COMMAND", required=True)
+    q = commands.add_parser(
+        "build", parents=[common], help="time a space's ops and fit the correction",
+        description="Time every (op, input shape) of a search space and the fixed parts, then fit the correction "
+        "on random whole networks. Writes JSON (default: a per-machine cache folder).")  # fmt: skip
+    q.add_argument("--space", required=True, choices=list(SPACES), help="search space")
+    q.add_argument("--runtime", default="onnxruntime", choices=BACKENDS, help="runtime (default: %(default)s)")
+    q.add_argument("--threads", type=int, default=1, help="intra-op threads (default: %(default)s: the steadiest "
+                   "timings on a 2-core machine)")  # fmt: skip
+    q.add_argument("--img-size", type=int, default=28, help="input side (default: %(default)s, Fashion-MNIST)")
+    q.add_argument("--in-chans", type=int, default=1, help="input channels (default: %(default)s)")
+    q.add_argument("--fit", type=int, default=40, help="random networks to fit the correction on (default: 40)")
+    q.add_argument("--quick", action="store_true", help="fewer runs per entry and 15 fitting networks")
+    q.add_argument("--seed", type=int, default=0, help="seed of the fitting networks (default: %(default)s)")
+    q.add_argument("--out", metavar="FILE", help="where to write the table (default: the cache folder)")
+    q.set_defaults(func=_cmd_nas_latency_build)
+    q = commands.add_parser(
+        "validate", parents=[common], help="accuracy of a table on held-out networks",
+        description="Measure random networks not used for fitting (half uniform, half deep and wide), each twice, "
+        "and report the share within ±5%% and ±10%%, MAPE, Spearman and Kendall, the test–retest Spearman, "
+        "and the plain sum beside it.")  # fmt: skip
+    q.add_argument("--table", required=True, metavar="FILE", help="a table from 'nas latency build'")
+    q.add_argument("--correction-from", metavar="FILE", help="use another table's correction (out-of-distribution "
+                   "check: fit on one space, validate on another)")  # fmt: skip
+    q.add_argument("--n", type=int, default=300, help="networks (default: %(default)s)")
+    q.add_argument("--seed", type=int, default=1000, help="seed (default: %(default)s)")
+    q.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    q.add_argument("--plot", metavar="FILE.png", help="predicted vs measured scatter")
+    q.set_defaults(func=_cmd_nas_latency_validate)
 
 
 EVAL_OPTIONS = ("model", "model_kwargs", "data", "data_dir", "img_size", "eval_subset", "batch_size", "crop_pct",
@@ -409,6 +453,50 @@ def _cmd_export(args) -> None:
     print(f"{result.path}: {result.size_bytes / 2**20:.2f} MiB, input 1×{'×'.join(map(str, size))}"
           f"{' (dynamic batch)' if result.dynamic_batch else ''}; onnxruntime vs PyTorch max abs diff "
           f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)")  # fmt: skip
+
+
+def _default_table_path(space: str, runtime: str, threads: int, img_size: int):
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "starquad" / "latency"
+    return root / f"{space}-{runtime}-t{threads}-{img_size}px.json"
+
+
+def _cmd_nas_latency_build(args) -> None:
+    from starquad.errors import ConfigError
+    from starquad.nas.latency import Protocol, build_table
+    from starquad.nas.space import get_space
+
+    if args.threads < 1 or args.fit < 3 or args.img_size < 8 or args.in_chans < 1:
+        raise ConfigError("need --threads >= 1, --fit >= 3, --img-size >= 8 and --in-chans >= 1")
+    protocol = Protocol(runtime=args.runtime, threads=args.threads, img_size=args.img_size, in_chans=args.in_chans,
+                        **(dict(warmup=5, runs=20) if args.quick else {}))  # fmt: skip
+    table = build_table(get_space(args.space), protocol, fit_archs=15 if args.quick else args.fit, seed=args.seed)
+    out = args.out or _default_table_path(args.space, args.runtime, args.threads, args.img_size)
+    table.save(out)
+    print(f"{out}: {len(table.entries)} entries; correction {table.overhead_ms:.3f} ms + {table.scale:.3f} × sum; "
+          f"built in {table.fit['build_seconds']:.0f} s")  # fmt: skip
+
+
+def _cmd_nas_latency_validate(args) -> None:
+    import json
+
+    from starquad.io import atomic_write
+    from starquad.nas.latency import LatencyTable, plot_validation, validate_table
+
+    table = LatencyTable.load(args.table)
+    if args.correction_from:
+        other = LatencyTable.load(args.correction_from)
+        table.overhead_ms, table.scale = other.overhead_ms, other.scale
+    result = validate_table(table, n=args.n, seed=args.seed)
+    keys = ["space", "n", "within_5pct", "within_10pct", "mape", "spearman", "kendall", "retest_spearman",
+            "naive_within_10pct", "naive_mape"]  # fmt: skip
+    print(json.dumps({k: result[k] for k in keys}, indent=1))
+    if args.json:
+        atomic_write(args.json, json.dumps(result, indent=1) + "\n")
+    if args.plot:
+        plot_validation(result, args.plot)
 
 
 def _cmd_reproduce(args) -> None:

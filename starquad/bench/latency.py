@@ -28,6 +28,7 @@ class LatencyStats:
     p90_ms: float
     mean_ms: float
     runs: int
+    cv: float = 0.0  # coefficient of variation: standard deviation / mean of the timed runs
 
     @property
     def spread(self) -> float:
@@ -49,7 +50,9 @@ def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50, label:
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     q = statistics.quantiles(times, n=10, method="inclusive") if runs > 1 else [times[0]] * 9
-    stats = LatencyStats(statistics.median(times), q[0], q[-1], statistics.fmean(times), runs)
+    mean = statistics.fmean(times)
+    cv = statistics.stdev(times) / mean if runs > 1 and mean > 0 else 0.0
+    stats = LatencyStats(statistics.median(times), q[0], q[-1], mean, runs, cv)
     if runs >= 10 and stats.spread > BUSY_SPREAD:
         _LOG.warning(f"{label or 'timing'}: p10 {stats.p10_ms:.3g} ms vs p90 {stats.p90_ms:.3g} ms (mean "
                      f"{stats.mean_ms:.3g}): a spread of {stats.spread:.1f}× — the machine looks busy; compare only "

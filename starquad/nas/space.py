@@ -28,11 +28,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, Any
 
 from starquad.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where a module is built: the CLI reads SPACES without it
+    import torch.nn as nn
 
 __all__ = ["SPACES", "Candidate", "LayerOp", "SearchSpace", "build", "get_space", "layer_ops", "load_arch",
            "random_arch", "save_arch"]  # fmt: skip
@@ -62,6 +63,8 @@ class Candidate:
 
     def build(self, dim: int, drop_path: float = 0.0) -> nn.Module:
         """The op as a module on ``(N, dim, H, W)``, shape-preserving."""
+        import torch.nn as nn
+
         if self.kind == "skip":
             return nn.Identity()
         if self.kind == "mbconv":
