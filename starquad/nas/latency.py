@@ -88,6 +88,16 @@ def _key(op: str, shape: Sequence[int]) -> str:
     return f"{op}@{'x'.join(map(str, shape))}"
 
 
+def _fixed_keys(space: SearchSpace, protocol: Protocol) -> list[str]:
+    """Keys of the parts every architecture has: the stem, the stage downsamplers and the head."""
+    size = protocol.img_size // space.stem_stride
+    keys = [_key("stem", (protocol.in_chans, protocol.img_size, protocol.img_size))]
+    for i in range(1, len(space.widths)):
+        keys.append(_key(f"down{i}", (space.widths[i - 1], size, size)))
+        size //= 2
+    return [*keys, _key("head", (space.widths[-1], size, size))]
+
+
 @dataclass
 class LatencyTable:
     """Op timings (ms) of one space on one machine, and the fitted correction."""
@@ -103,13 +113,7 @@ class LatencyTable:
     # --- prediction -------------------------------------------------------------------------------------
 
     def fixed_keys(self, space: SearchSpace) -> list[str]:
-        p = self.protocol
-        size = p.img_size // space.stem_stride
-        keys = [_key("stem", (p.in_chans, p.img_size, p.img_size))]
-        for i in range(1, len(space.widths)):
-            keys.append(_key(f"down{i}", (space.widths[i - 1], size, size)))
-            size //= 2
-        return [*keys, _key("head", (space.widths[-1], size, size))]
+        return _fixed_keys(space, self.protocol)
 
     def op_keys(self, space: SearchSpace, arch: Sequence[int]) -> list[str]:
         """The entries an architecture's latency is the sum of (fixed parts first)."""
@@ -205,7 +209,7 @@ def _fixed_modules(space: SearchSpace, protocol: Protocol) -> dict[str, tuple[An
             return self.m.forward_head(x)
 
     out = {}
-    keys = LatencyTable(asdict_space(space), protocol, {}).fixed_keys(space)
+    keys = _fixed_keys(space, protocol)
     shapes = [tuple(int(v) for v in k.split("@")[1].split("x")) for k in keys]
     out[keys[0]] = (model.stem, shapes[0])
     for i in range(1, len(space.widths)):

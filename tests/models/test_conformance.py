@@ -48,6 +48,12 @@ def _fx_model(model: torch.nn.Module) -> torch.nn.Module:
                                     tracer_kwargs=_fx_kwargs())  # fmt: skip
 
 
+def _scriptable(name: str) -> torch.nn.Module:
+    """The model as timm builds it for TorchScript (``set_scriptable``), in eval mode."""
+    with timm.layers.set_layer_config(scriptable=True):
+        return starquad.create_model(name).eval()
+
+
 def test_registry_is_populated():
     assert {"starnet_s1", "starnet_s4", "quadranet_t25", "hornet_t", "demonet_d12_w192"} <= set(IMAGE_MODELS)
 
@@ -135,8 +141,7 @@ def test_forward_intermediates(name):
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 @torch.no_grad()
 def test_torchscript_matches_eager(name):
-    with timm.layers.set_layer_config(scriptable=True):
-        model = starquad.create_model(name).eval()
+    model = _scriptable(name)
     scripted = torch.jit.script(model)
     x = _input(BWD_SIZE)
     torch.testing.assert_close(scripted(x), model(x), rtol=1e-4, atol=1e-5)
@@ -161,8 +166,7 @@ def test_fx_forward_and_backward(name):
 @torch.no_grad()
 def test_fx_then_torchscript(name):
     """A traced feature extractor scripts too (generated code keeps forward's annotations)."""
-    with timm.layers.set_layer_config(scriptable=True):
-        model = starquad.create_model(name).eval()
+    model = _scriptable(name)
     scripted = torch.jit.script(_fx_model(model))
     x = _input(BWD_SIZE)
     torch.testing.assert_close(next(iter(scripted(x).values())), model(x), rtol=1e-4, atol=1e-5)
