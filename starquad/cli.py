@@ -36,6 +36,9 @@ commands:
   bench flops MODEL..   params and MACs beside the papers' figures
   export MODEL -o F.onnx  ONNX export (folded), verified against PyTorch in onnxruntime
   reproduce             test the papers' claims at small scale; writes report.md, results.json, PNGs
+  nas search                  search a space under a latency budget that holds when measured
+  nas retrain                 train a searched architecture from scratch
+  nas compare                 searched networks at equal measured latency (the paper's Table III)
   nas latency build|validate  a latency table of this machine for a search space, and its accuracy
 
 Run 'starquad COMMAND --help' for a command's options.
@@ -221,14 +224,139 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_nas_search_parser(nas, common) -> None:
+    from starquad.nas.config import SearchConfig
+    from starquad.nas.space import SPACES
+
+    d = SearchConfig()
+    q = nas.add_parser(
+        "search", parents=[common], help="search a space under a latency budget",
+        description="Train a supernet of the space (weights warm-up, then ProxylessNAS architecture steps with the "
+        "unit-free latency penalty CE·max(1, E[T]/budget)^β), derive the most likely architecture under the budget "
+        "(exact knapsack), measure it, and tighten until the measured latency is within [low·budget, budget]. "
+        "Writes OUT/args.json, alpha_history.csv, alpha.png, arch.json, result.json.")  # fmt: skip
+    q.add_argument("--space", default=d.space, choices=list(SPACES), help="search space (default: %(default)s)")
+    q.add_argument("--budget-ms", type=float, required=True, help="latency budget of one batch-1 inference, ms, in "
+                   "the table's runtime and threads")  # fmt: skip
+    q.add_argument("--out", default=d.out, help="run directory (default: %(default)s)")
+    q.add_argument("--table", help="latency table (default: this machine's cached one; a quick one is built when "
+                   "missing)")  # fmt: skip
+    q.add_argument("--quick", action="store_true", help="a small search (4 epochs on 6,000 images): about a minute, "
+                   "+1 min to build a quick latency table when there is none")  # fmt: skip
+    q.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
+    q.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
+    q.add_argument("--epochs", type=int, help=f"epochs in all (default: {d.epochs}; --quick: 4)")
+    q.add_argument("--warmup-epochs", type=int, help=f"weight-only epochs first (default: {d.warmup_epochs}; "
+                   "--quick: 1)")  # fmt: skip
+    q.add_argument("--subset", type=int, help=f"training images (default: {d.subset}; --quick: 6000)")
+    q.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (default: %(default)s)")
+    q.add_argument("--lr", type=float, default=d.lr, help="weights' AdamW learning rate (default: %(default)g)")
+    q.add_argument("--arch-lr", type=float, default=d.arch_lr, help="α's Adam learning rate (default: %(default)g)")
+    q.add_argument("--beta", type=float, default=d.beta, help="latency penalty exponent (default: %(default)g)")
+    q.add_argument("--low", type=float, default=d.low, help="lower end of the accepted band, × budget "
+                   "(default: %(default)g)")  # fmt: skip
+    q.add_argument("--threads", type=int, default=d.threads, help="the latency runtime's threads (default: "
+                   "%(default)s)")  # fmt: skip
+    q.add_argument("--train-threads", type=int, help="PyTorch threads for the supernet (default: all cores)")
+    q.add_argument("--data", default=d.data, help="dataset held in memory (default: %(default)s)")
+    q.add_argument("--data-dir", help="folder with dataset files (default: $STARQUAD_DATA, then system paths)")
+    q.set_defaults(func=_cmd_nas_search)
+    from starquad.train.config import add_train_arguments
+
+    q = nas.add_parser(
+        "retrain", parents=[common], help="train a search's architecture from scratch",
+        description="Train RUN/arch.json from scratch with the training engine (every 'starquad train' option; "
+        "-c reads a recipe, e.g. recipes/fashion_mnist.yaml), then time it the way the search did. Writes "
+        "RUN/retrain/ (a normal training run) and RUN/retrain/nas_result.json (top-1, params, MACs, predicted and "
+        "measured latency, budget).")  # fmt: skip
+    q.add_argument("--run", required=True, help="a search's run directory (starquad nas search --out)")
+    q.add_argument("-c", "--config", help="YAML training recipe")
+    add_train_arguments(q, only=tuple(f for f in _train_fields() if f != "model"))
+    q.set_defaults(func=_cmd_nas_retrain)
+    _add_nas_compare_parser(nas, common)
+
+
+def _add_nas_compare_parser(nas, common) -> None:
+    q = nas.add_parser(
+        "compare", parents=[common], help="Table III on this machine: searched networks at equal measured latency",
+        description="Search, derive, measure and retrain every arm (quadranet, mbconv, interaction, random, "
+        "no_latency) at budgets set by percentiles of quadranet's latency, for each seed; trials are kept as they "
+        "finish (run it again to resume). Writes OUT/table.md, summary.json, top1_vs_latency.png, "
+        "trials/.")  # fmt: skip
+    q.add_argument("--out", default="runs/nas-compare", help="output folder (default: %(default)s)")
+    q.add_argument("--arms", nargs="+", default=["quadranet", "mbconv", "interaction", "random", "no_latency"],
+                   help="arms (default: all)")  # fmt: skip
+    q.add_argument("--percentiles", nargs="+", type=float, default=[25, 50, 75], help="budgets as percentiles of "
+                   "quadranet's predicted latency (default: 25 50 75)")  # fmt: skip
+    q.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    q.add_argument("--quick", action="store_true", help="quick searches (4 epochs, 6,000 images) and 3 retraining "
+                   "epochs on 10,000 images")  # fmt: skip
+    q.add_argument("--epochs", type=int, help="retraining epochs (default: 10; --quick: 3)")
+    q.add_argument("--train-subset", type=int, help="retraining images (default: all 60,000; --quick: 10,000)")
+    q.set_defaults(func=_cmd_nas_compare)
+
+
+def _cmd_nas_compare(args) -> None:
+    from starquad.nas.compare import compare
+    from starquad.nas.config import QUICK_SEARCH
+
+    search = dict(QUICK_SEARCH) if args.quick else {}
+    train = dict(epochs=3, subset=10_000) if args.quick else {}
+    train.update({k: v for k, v in (("epochs", args.epochs), ("subset", args.train_subset)) if v is not None})
+    summary = compare(args.out, args.arms, args.percentiles, args.seeds, search=search, train=train,
+                      log=logging.getLogger("starquad.nas").info)  # fmt: skip
+    print(summary["table"])
+    print(f"{summary['trials']} trials in {summary['seconds'] / 60:.1f} min; {args.out}/table.md")
+
+
+def _train_fields() -> list[str]:
+    from starquad.train.config import TrainConfig
+
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _cmd_nas_retrain(args) -> None:
+    import json as _json
+
+    from starquad.nas.search import retrain
+    from starquad.train.config import asked_on_command_line, config_from_args
+
+    args.model = None
+    cfg = config_from_args(args, args.config)
+    result = retrain(args.run, cfg, log=logging.getLogger("starquad.nas").info,
+                     asked=asked_on_command_line(args, args.config))  # fmt: skip
+    print(_json.dumps(result, indent=1))
+
+
+def _cmd_nas_search(args) -> None:
+    import json as _json
+
+    from starquad.nas.config import QUICK_SEARCH, SearchConfig
+    from starquad.nas.search import search
+
+    quick = dict(QUICK_SEARCH) if args.quick else {}
+    given = {k: getattr(args, k) for k in ("epochs", "warmup_epochs", "subset") if getattr(args, k) is not None}
+    cfg = SearchConfig(space=args.space, budget_ms=args.budget_ms, out=args.out, table=args.table, seed=args.seed,
+                       batch_size=args.batch_size, lr=args.lr, arch_lr=args.arch_lr, beta=args.beta, low=args.low,
+                       threads=args.threads, train_threads=args.train_threads, data=args.data,
+                       data_dir=args.data_dir, resume=args.resume, **{**quick, **given})  # fmt: skip
+    result = search(cfg, log=logging.getLogger("starquad.nas").info)
+    keys = ["space", "budget_ms", "predicted_ms", "measured_ms", "budget_met", "in_band", "skips", "ops",
+            "one_shot_top1", "seconds"]  # fmt: skip
+    print(_json.dumps({k: result[k] for k in keys}, indent=1))
+
+
 def _add_nas_parsers(sub, common) -> None:
     from starquad.bench.backends import BACKENDS
     from starquad.nas.space import SPACES
 
-    p = sub.add_parser("nas", parents=[common], help="architecture search: the latency model of this machine",
-                       description="Hardware-aware architecture search (QuadraNet §NAS). So far: the latency "
-                       "model (an op table of this machine, a fitted correction, and its validation).")  # fmt: skip
-    lat = p.add_subparsers(dest="nas_command", metavar="COMMAND", required=True).add_parser(
+    p = sub.add_parser("nas", parents=[common], help="hardware-aware architecture search and its latency model",
+                       description="Hardware-aware architecture search (QuadraNet §NAS): the latency model of this "
+                       "machine (an op table, a fitted correction, its validation) and the search under a latency "
+                       "budget that holds when measured.")  # fmt: skip
+    nas = p.add_subparsers(dest="nas_command", metavar="COMMAND", required=True)
+    _add_nas_search_parser(nas, common)
+    lat = nas.add_parser(
         "latency", parents=[common], help="build or validate a latency table",
         description="Latency tables: every op of a search space timed alone in a runtime, corrected by a fit on "
         "whole networks; validated on networks not used for fitting.")  # fmt: skip
@@ -243,8 +371,10 @@ def _add_nas_parsers(sub, common) -> None:
                    "timings on a 2-core machine)")  # fmt: skip
     q.add_argument("--img-size", type=int, default=28, help="input side (default: %(default)s, Fashion-MNIST)")
     q.add_argument("--in-chans", type=int, default=1, help="input channels (default: %(default)s)")
-    q.add_argument("--fit", type=int, default=40, help="random networks to fit the correction on (default: 40)")
-    q.add_argument("--quick", action="store_true", help="fewer runs per entry and 15 fitting networks")
+    q.add_argument("--fit", type=int, default=60, help="random networks to fit the correction on (default: "
+                   "%(default)s)")  # fmt: skip
+    q.add_argument("--quick", action="store_true", help="3 rounds instead of 10, no re-timing, and 20 fitting "
+                   "networks: a rough table in about a minute")  # fmt: skip
     q.add_argument("--seed", type=int, default=0, help="seed of the fitting networks (default: %(default)s)")
     q.add_argument("--out", metavar="FILE", help="where to write the table (default: the cache folder)")
     q.set_defaults(func=_cmd_nas_latency_build)
@@ -254,8 +384,9 @@ def _add_nas_parsers(sub, common) -> None:
         "and report the share within ±5%% and ±10%%, MAPE, Spearman and Kendall, the test–retest Spearman, "
         "and the plain sum beside it.")  # fmt: skip
     q.add_argument("--table", required=True, metavar="FILE", help="a table from 'nas latency build'")
-    q.add_argument("--correction-from", metavar="FILE", help="use another table's correction (out-of-distribution "
-                   "check: fit on one space, validate on another)")  # fmt: skip
+    q.add_argument("--correction-from", metavar="FILE", help="also report another table's correction on this "
+                   "table's entries, from the same measurements (out of distribution: fit on one space, validate on "
+                   "another)")  # fmt: skip
     q.add_argument("--n", type=int, default=300, help="networks (default: %(default)s)")
     q.add_argument("--seed", type=int, default=1000, help="seed (default: %(default)s)")
     q.add_argument("--json", metavar="FILE", help="write the figures as JSON")
@@ -455,28 +586,20 @@ def _cmd_export(args) -> None:
           f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)")  # fmt: skip
 
 
-def _default_table_path(space: str, runtime: str, threads: int, img_size: int):
-    import os
-    from pathlib import Path
-
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "starquad" / "latency"
-    return root / f"{space}-{runtime}-t{threads}-{img_size}px.json"
-
-
 def _cmd_nas_latency_build(args) -> None:
     from starquad.errors import ConfigError
-    from starquad.nas.latency import Protocol, build_table
+    from starquad.nas.latency import Protocol, build_table, default_table_path
     from starquad.nas.space import get_space
 
     if args.threads < 1 or args.fit < 3 or args.img_size < 8 or args.in_chans < 1:
         raise ConfigError("need --threads >= 1, --fit >= 3, --img-size >= 8 and --in-chans >= 1")
     protocol = Protocol(runtime=args.runtime, threads=args.threads, img_size=args.img_size, in_chans=args.in_chans,
-                        **(dict(warmup=5, runs=20) if args.quick else {}))  # fmt: skip
-    table = build_table(get_space(args.space), protocol, fit_archs=15 if args.quick else args.fit, seed=args.seed)
-    out = args.out or _default_table_path(args.space, args.runtime, args.threads, args.img_size)
+                        **(dict(rounds=3, retries=0) if args.quick else {}))  # fmt: skip
+    table = build_table(get_space(args.space), protocol, fit_archs=20 if args.quick else args.fit, seed=args.seed)
+    out = args.out or default_table_path(args.space, protocol)
     table.save(out)
-    print(f"{out}: {len(table.entries)} entries; correction {table.overhead_ms:.3f} ms + {table.scale:.3f} × sum; "
-          f"built in {table.fit['build_seconds']:.0f} s")  # fmt: skip
+    print(f"{out}: {len(table.entries)} entries; correction {table.overhead_ms:.4f} ms + {table.scale:.3f} × sum + "
+          f"{table.per_op_ms:.4f} ms × ops; built in {table.fit['build_seconds']:.0f} s")  # fmt: skip
 
 
 def _cmd_nas_latency_validate(args) -> None:
@@ -486,13 +609,14 @@ def _cmd_nas_latency_validate(args) -> None:
     from starquad.nas.latency import LatencyTable, plot_validation, validate_table
 
     table = LatencyTable.load(args.table)
-    if args.correction_from:
-        other = LatencyTable.load(args.correction_from)
-        table.overhead_ms, table.scale = other.overhead_ms, other.scale
-    result = validate_table(table, n=args.n, seed=args.seed)
+    other = LatencyTable.load(args.correction_from) if args.correction_from else None
+    result = validate_table(table, n=args.n, seed=args.seed, correction_from=other)
     keys = ["space", "n", "within_5pct", "within_10pct", "mape", "spearman", "kendall", "retest_spearman",
-            "naive_within_10pct", "naive_mape"]  # fmt: skip
-    print(json.dumps({k: result[k] for k in keys}, indent=1))
+            "retest_mape", "naive", "ood"]  # fmt: skip
+    shown = {k: result[k] for k in keys if k in result}
+    if "ood" in shown:
+        shown["ood"] = {k: v for k, v in shown["ood"].items() if k != "predicted_ms"}
+    print(json.dumps(shown, indent=1))
     if args.json:
         atomic_write(args.json, json.dumps(result, indent=1) + "\n")
     if args.plot:

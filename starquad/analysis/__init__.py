@@ -7,6 +7,7 @@ from starquad.analysis import (  # noqa: F401  (each registers its report sectio
     implicit,
     latency,
     moons,
+    nas,
     quadranet,
 )
 from starquad.analysis.report import (

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from starquad.errors import ConfigError
 from starquad.runtime import torch_threads
 
-__all__ = ["BACKENDS", "BACKEND_TABLE", "PRECISIONS", "Backend", "gemm_peak_gflops", "get_backend", "make_runner"]
+__all__ = ["BACKENDS", "BACKEND_TABLE", "PRECISIONS", "Backend", "deployable", "gemm_peak_gflops", "get_backend",
+           "make_runner"]  # fmt: skip
 
 Runner = Callable[[], Any]
 
@@ -76,18 +77,16 @@ def _torch_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: st
     return run
 
 
-def _ort_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: str) -> Runner:
-    from starquad.deploy import onnx_bytes, ort_session
+def _ort_runner(onnx_file: bytes, x: torch.Tensor, threads: int, precision: str) -> Runner:
+    from starquad.deploy import ort_session
 
-    session = ort_session(onnx_bytes(model, x), threads)
+    session = ort_session(onnx_file, threads)
     name, feed = session.get_inputs()[0].name, x.numpy()
     return lambda: session.run(None, {name: feed})
 
 
-def _openvino_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: str) -> Runner:
-    from starquad.deploy import onnx_bytes
-
-    request = _openvino_compiled(onnx_bytes(model, x), threads, precision).create_infer_request()
+def _openvino_runner(onnx_file: bytes, x: torch.Tensor, threads: int, precision: str) -> Runner:
+    request = _openvino_compiled(onnx_file, threads, precision).create_infer_request()
     feed = x.numpy()
     return lambda: request.infer({0: feed})
 
@@ -125,11 +124,13 @@ class Backend:
 
     Attributes:
         name: the CLI name.
-        runner: ``(model, x, threads, precision) -> run``; the model is already in its inference form.
+        runner: ``(model, x, threads, precision) -> run``; the model is already in its inference form — or,
+            for a runtime that runs ONNX (``onnx``), the exported file's bytes.
         gemm: ``(a, b, threads, precision) -> run`` for the roofline's GEMM peak (same runtime, same threads).
         precisions: precisions it can time.
         merge_branches: StarNet's f1/f2 merge pays in this runtime (see ``prepare_for_inference``).
         channels_last: channels-last input memory applies (PyTorch only).
+        onnx: the runtime runs the ONNX export of the model (made by :func:`deployable`).
     """
 
     name: str
@@ -138,6 +139,7 @@ class Backend:
     precisions: tuple[str, ...] = PRECISIONS
     merge_branches: bool = False
     channels_last: bool = False
+    onnx: bool = False
 
 
 BACKEND_TABLE: dict[str, Backend] = {
@@ -146,8 +148,8 @@ BACKEND_TABLE: dict[str, Backend] = {
         Backend("eager", partial(_torch_runner, compile=False), _torch_gemm, merge_branches=True, channels_last=True),
         # a GEMM is one library call: compiling it changes nothing, so compile shares eager's GEMM
         Backend("compile", partial(_torch_runner, compile=True), _torch_gemm, merge_branches=True, channels_last=True),
-        Backend("onnxruntime", _ort_runner, _ort_gemm, precisions=("fp32",)),
-        Backend("openvino", _openvino_runner, _openvino_gemm),
+        Backend("onnxruntime", _ort_runner, _ort_gemm, precisions=("fp32",), onnx=True),
+        Backend("openvino", _openvino_runner, _openvino_gemm, onnx=True),
     )
 }
 BACKENDS = tuple(BACKEND_TABLE)
@@ -166,8 +168,27 @@ def get_backend(name: str, precision: str = "fp32") -> Backend:
     return backend
 
 
+def deployable(model: nn.Module, backend: str, x: torch.Tensor, precision: str = "fp32",
+               reparameterize: bool = True, channels_last: bool = False) -> nn.Module | bytes:  # fmt: skip
+    """What ``backend`` runs for ``model``: its inference form (re-parameterised unless told not to, a copy
+    either way), or for an ONNX runtime the exported file. The slow step of :func:`make_runner`, split out so
+    that it can run elsewhere (another process) and its result be timed here."""
+    import torch
+
+    from starquad.deploy import onnx_bytes, prepare_for_inference
+
+    record = get_backend(backend, precision)
+    if reparameterize:
+        model = prepare_for_inference(model, merge_branches=record.merge_branches)
+    else:  # a copy all the same: eval() and channels-last must not touch the caller's model
+        model = copy.deepcopy(model).eval()
+    if channels_last and record.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return onnx_bytes(model, x) if record.onnx else model
+
+
 def make_runner(
-    model: nn.Module,
+    model: nn.Module | bytes,
     backend: str,
     x: torch.Tensor,
     threads: int,
@@ -177,22 +198,21 @@ def make_runner(
 ) -> Runner:
     """A zero-argument callable running one inference of ``model`` on ``x`` with ``backend``.
 
-    The callable has already run once (compiled, sessions created), so it is ready to be timed. ``threads``
-    is the runtime's thread count; PyTorch backends hold it only while a call runs (:func:`torch_threads`).
+    ``model`` is a module, or for an ONNX runtime the file :func:`deployable` exported (used as it is). The
+    callable has already run once (compiled, sessions created), so it is ready to be timed. ``threads`` is
+    the runtime's thread count; PyTorch backends hold it only while a call runs (:func:`torch_threads`).
     """
     import torch
-
-    from starquad.deploy import prepare_for_inference
 
     record = get_backend(backend, precision)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
-    if reparameterize:
-        model = prepare_for_inference(model, merge_branches=record.merge_branches)
-    else:  # a copy all the same: eval() and channels-last must not touch the caller's model
-        model = copy.deepcopy(model).eval()
+    if isinstance(model, bytes):
+        if not record.onnx:
+            raise ConfigError(f"the {backend} backend runs PyTorch modules, not ONNX files")
+    else:
+        model = deployable(model, backend, x, precision, reparameterize, channels_last)
     if channels_last and record.channels_last:
-        model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     run = record.runner(model, x, threads, precision)
     run()  # compile / create the session now, not inside the timed runs

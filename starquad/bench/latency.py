@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["BUSY_SPREAD", "LatencyStats", "time_call", "time_forward"]
+__all__ = ["BUSY_SPREAD", "LatencyStats", "sample_call", "summarize", "time_call", "time_forward"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -36,10 +36,8 @@ class LatencyStats:
         return self.p90_ms / self.p10_ms if self.p10_ms > 0 else float("inf")
 
 
-def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50, label: str = "") -> LatencyStats:
-    """Time ``fn()``: ``warmup`` untimed calls, then ``runs`` timed ones (wall clock, perf_counter).
-
-    Logs a warning when the runs' own spread (p90 / p10 > :data:`BUSY_SPREAD`) says the machine was busy."""
+def sample_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50) -> list[float]:
+    """``warmup`` untimed calls of ``fn()``, then the milliseconds of ``runs`` timed ones (wall clock)."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     for _ in range(warmup):
@@ -49,15 +47,27 @@ def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50, label:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def summarize(times: list[float], label: str = "", warn_busy: bool = True) -> LatencyStats:
+    """Robust statistics of timings in ms; with ``warn_busy``, logs a warning when their own spread
+    (p90 / p10 > :data:`BUSY_SPREAD`) says the machine was busy."""
+    runs = len(times)
     q = statistics.quantiles(times, n=10, method="inclusive") if runs > 1 else [times[0]] * 9
     mean = statistics.fmean(times)
     cv = statistics.stdev(times) / mean if runs > 1 and mean > 0 else 0.0
     stats = LatencyStats(statistics.median(times), q[0], q[-1], mean, runs, cv)
-    if runs >= 10 and stats.spread > BUSY_SPREAD:
+    if warn_busy and runs >= 10 and stats.spread > BUSY_SPREAD:
         _LOG.warning(f"{label or 'timing'}: p10 {stats.p10_ms:.3g} ms vs p90 {stats.p90_ms:.3g} ms (mean "
                      f"{stats.mean_ms:.3g}): a spread of {stats.spread:.1f}× — the machine looks busy; compare only "
                      "ratios from one run, or re-run when it is idle")  # fmt: skip
     return stats
+
+
+def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50, label: str = "") -> LatencyStats:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``runs`` timed ones; :func:`summarize` of them."""
+    return summarize(sample_call(fn, warmup, runs), label)
 
 
 @torch.inference_mode()

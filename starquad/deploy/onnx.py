@@ -47,7 +47,7 @@ class ExportResult:
 @contextlib.contextmanager
 def _quiet():
     """The exporter prints progress lines and warnings meant for its developers; keep stdout clean."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir", "torch._dynamo")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

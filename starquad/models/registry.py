@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import os
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -93,6 +94,20 @@ def _register_in_timm(fn: Callable[..., nn.Module]) -> None:
     timm_register(entrypoint)
 
 
+NAS_MODEL = "nas"
+
+
+def _nas(pretrained: bool = False, arch: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
+    """A searched architecture: ``create_model('nas', arch='run/arch.json')``, or the file's path as the name
+    (so every command taking a model name takes a search's ``arch.json``)."""
+    from starquad.nas.space import build, load_arch  # the search layer's data; imported only when asked for
+
+    if arch is None:
+        raise ConfigError("model 'nas' needs arch=PATH: the arch.json a search wrote (starquad nas search)")
+    space, choices = load_arch(arch)
+    return build(space, choices, **kwargs)
+
+
 def _build(fn: Callable[..., nn.Module], name: str, pretrained: bool, overlay: dict[str, Any] | None,
            checkpoint_path: str | None, kwargs: dict[str, Any]) -> nn.Module:  # fmt: skip
     """Build a starquad model; weights come from a local file only: ``checkpoint_path``, or timm's
@@ -148,6 +163,8 @@ def get_model_cfg(name: str) -> dict[str, Any]:
     if name in _entrypoints:
         fn = _entrypoints[name]
         return dict(getattr(sys.modules[fn.__module__], "default_cfgs", {}).get(name, {}))
+    if name.endswith(".json"):  # a searched architecture: its model's cfg (building one is cheap)
+        return dict(_nas(arch=name).pretrained_cfg)
     timm_name = name.removeprefix(TIMM_PREFIX)
     if timm.is_model(timm_name):
         cfg = timm.models.get_pretrained_cfg(timm_name)
@@ -203,6 +220,10 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | Non
     if name in _entrypoints:
         _check_kwargs(name, kwargs)
         return _build(_entrypoints[name], name, pretrained, pretrained_cfg_overlay, checkpoint_path, kwargs)
+    if name == NAS_MODEL or name.endswith(".json"):
+        if name != NAS_MODEL:
+            kwargs = {**kwargs, "arch": name}
+        return _build(_nas, NAS_MODEL, pretrained, pretrained_cfg_overlay, checkpoint_path, kwargs)
     timm_name = name.removeprefix(TIMM_PREFIX)
     if timm.is_model(timm_name):
         return _build(partial(timm.create_model, timm_name, pretrained=False), name, pretrained,

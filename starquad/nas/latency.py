@@ -3,12 +3,18 @@
 * **Table.** Every distinct (candidate op, input shape) a space can produce, plus the fixed parts (stem, the
   stage downsamplers, the head), is timed alone in the chosen runtime, prepared and exported as
   ``starquad export`` does, through ``bench``'s runners and timer (:func:`~starquad.bench.backends.make_runner`,
-  :func:`~starquad.bench.latency.time_call`): warm-up, many runs, the median; an entry whose coefficient of
-  variation is above ``cv_limit`` is measured again (up to ``retries`` times) and the steadiest try is kept.
-* **Predictor.** ``T(arch) = overhead + scale · Σ entries``: the sum of the table entries, corrected by two
-  numbers fitted (least squares) on whole-network timings of random architectures — what does not add up:
-  the per-network session overhead, and fusion across op boundaries. An op the table lacks raises an error
-  naming it, never a silent zero (a skip is an explicit 0 entry).
+  :func:`~starquad.bench.latency.sample_call`).
+* **Protocol** (:class:`Protocol`). Everything timed together (entries and fitting networks; or the
+  validation networks) is timed in ``rounds`` interleaved rounds, each visiting every item in a fresh random
+  order for ``warmup`` untimed and ``runs`` timed calls, so slow drifts of a shared machine fall on all items
+  alike instead of on whichever was timed during them. An item's latency is the median of all its timed calls;
+  an item whose round medians disagree (their CV above ``cv_limit``) gets ``rounds`` more, up to ``retries``
+  times. The exports, the slow part, run in parallel worker processes before any timing starts.
+* **Predictor.** ``T(arch) = overhead + scale · Σ entries + per_op · ops``: the sum of the table entries,
+  corrected by three numbers fitted (least squares) on whole-network timings of random architectures — what
+  does not add up: the network's own call overhead, the call overhead each separately timed entry carried
+  (``ops`` = the layers that are not skips), and fusion across op boundaries. An op the table lacks raises an
+  error naming it, never a silent zero (a skip is an explicit 0 entry).
 * **Fingerprint.** CPU model, core count, threads, runtime and library versions. A table measured elsewhere
   is refused with how to rebuild it: latency is a property of the machine, not of the network.
 
@@ -17,6 +23,7 @@ Stored as JSON, never pickled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,8 +39,8 @@ from typing import Any
 from starquad.errors import ConfigError, StarquadError
 from starquad.nas.space import SearchSpace, build, get_space, layer_ops, random_arch
 
-__all__ = ["LatencyTable", "Protocol", "UnknownOpError", "build_table", "fingerprint", "measure_arch",
-           "validate_table"]  # fmt: skip
+__all__ = ["LatencyTable", "Protocol", "UnknownOpError", "build_table", "default_table_path", "fingerprint",
+           "latency_percentiles", "measure_arch", "measure_archs", "validate_table", "validation_archs"]  # fmt: skip
 
 _LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -59,10 +66,11 @@ class Protocol:
     threads: int = 1
     img_size: int = 28
     in_chans: int = 1
-    warmup: int = 10
-    runs: int = 50
-    cv_limit: float = 0.05
-    retries: int = 2
+    warmup: int = 5  # untimed calls before each round's timed ones
+    runs: int = 40  # timed calls per item per round
+    rounds: int = 10  # interleaved rounds over everything timed together
+    cv_limit: float = 0.02  # an item whose round medians vary more (CV) gets `rounds` more …
+    retries: int = 2  # … up to this many times
 
 
 def _cpu_model() -> str:
@@ -82,6 +90,18 @@ def fingerprint(protocol: Protocol) -> dict[str, Any]:
 
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "threads": protocol.threads, "runtime": protocol.runtime,
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
+
+
+def default_table_path(space: str, protocol: Protocol) -> Path:
+    """Where a table of ``space`` under ``protocol`` is cached for this machine: ``$XDG_CACHE_HOME`` (or
+    ``~/.cache``) ``/starquad/latency/``, named by space, runtime, threads, input and a hash of the fingerprint,
+    so another machine, runtime version or setup never finds this one's table."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(fingerprint(protocol), sort_keys=True).encode()).hexdigest()[:10]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "starquad" / "latency"
+    return root / (f"{space}-{protocol.runtime}-t{protocol.threads}-{protocol.in_chans}x{protocol.img_size}px-"
+                   f"{digest}.json")  # fmt: skip
 
 
 def _key(op: str, shape: Sequence[int]) -> str:
@@ -108,6 +128,7 @@ class LatencyTable:
     entries: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {"ms", "cv", "runs"}
     overhead_ms: float = 0.0
     scale: float = 1.0
+    per_op_ms: float = 0.0
     fit: dict[str, Any] = field(default_factory=dict)
 
     # --- prediction -------------------------------------------------------------------------------------
@@ -130,9 +151,28 @@ class LatencyTable:
         """The plain sum of the entries (ProxylessNAS's lookup table)."""
         return sum(self.entry(k) for k in self.op_keys(space, arch))
 
+    def features(self, space: SearchSpace, arch: Sequence[int]) -> tuple[float, int]:
+        """What the correction is a function of: the plain sum, and the number of layers that are not skips."""
+        return self.naive_ms(space, arch), sum(space.candidates[i].kind != "skip" for i in space.check(arch))
+
     def predict_ms(self, space: SearchSpace, arch: Sequence[int]) -> float:
-        """The corrected prediction ``overhead + scale · sum``."""
-        return self.overhead_ms + self.scale * self.naive_ms(space, arch)
+        """The corrected prediction ``overhead + scale · sum + per_op · ops``."""
+        total, ops = self.features(space, arch)
+        return self.overhead_ms + self.scale * total + self.per_op_ms * ops
+
+    def layer_costs(self, space: SearchSpace) -> tuple[float, list[list[float]]]:
+        """The prediction as ``const + Σ_layers cost[layer][choice]``, the form the search's expected latency and
+        the derivation's knapsack use: ``const`` = overhead + scale · the fixed parts, ``cost`` = scale · the
+        entry + per_op for an op that is not a skip."""
+        const = self.overhead_ms + self.scale * sum(self.entry(k) for k in self.fixed_keys(space))
+        shapes = [op.input_shape for op in layer_ops(space, [0] * space.num_layers, self.protocol.img_size)]
+        costs = [[self.scale * self.entry(_key(c.name, shape)) + self.per_op_ms * (c.kind != "skip")
+                  for c in space.candidates] for shape in shapes]  # fmt: skip
+        return const, costs
+
+    def set_correction(self, other: LatencyTable) -> None:
+        """Use ``other``'s fitted correction (the out-of-distribution check: fit on one space, use on another)."""
+        self.overhead_ms, self.scale, self.per_op_ms = other.overhead_ms, other.scale, other.per_op_ms
 
     # --- storage ----------------------------------------------------------------------------------------
 
@@ -175,27 +215,13 @@ class LatencyTable:
 # --- measuring -------------------------------------------------------------------------------------------
 
 
-def _time_module(module, shape: Sequence[int], protocol: Protocol) -> dict[str, float]:
-    """Median ms and CV of ``module`` on a batch-1 input, in the protocol's runtime; re-measured while noisy."""
-    import torch
-
-    from starquad.bench.backends import make_runner
-    from starquad.bench.latency import time_call
-
-    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(0))
-    run = make_runner(module.eval(), protocol.runtime, x, protocol.threads)
-    best = None
-    for _ in range(1 + protocol.retries):
-        stats = time_call(run, warmup=protocol.warmup, runs=protocol.runs)
-        if best is None or stats.cv < best.cv:
-            best = stats
-        if best.cv <= protocol.cv_limit:
-            break
-    return {"ms": best.median_ms, "cv": best.cv, "runs": best.runs}
+def _parse_key(key: str) -> tuple[str, tuple[int, ...]]:
+    op, shape = key.split("@")
+    return op, tuple(int(v) for v in shape.split("x"))
 
 
-def _fixed_modules(space: SearchSpace, protocol: Protocol) -> dict[str, tuple[Any, tuple[int, ...]]]:
-    """The stem, downsamplers and head of the space's skeleton, with their input shapes, by table key."""
+def _fixed_modules(space: SearchSpace, protocol: Protocol) -> dict[str, Any]:
+    """The stem, downsamplers and head of the space's skeleton, by table key."""
     import torch.nn as nn
 
     model = build(space, [0] * space.num_layers, num_classes=10, in_chans=protocol.in_chans)
@@ -208,13 +234,119 @@ def _fixed_modules(space: SearchSpace, protocol: Protocol) -> dict[str, tuple[An
         def forward(self, x):
             return self.m.forward_head(x)
 
-    out = {}
     keys = _fixed_keys(space, protocol)
-    shapes = [tuple(int(v) for v in k.split("@")[1].split("x")) for k in keys]
-    out[keys[0]] = (model.stem, shapes[0])
-    for i in range(1, len(space.widths)):
-        out[keys[i]] = (model.stages[i].downsample, shapes[i])
-    out[keys[-1]] = (Head(model), shapes[-1])
+    parts = [model.stem, *(model.stages[i].downsample for i in range(1, len(space.widths))), Head(model)]
+    return dict(zip(keys, parts, strict=True))
+
+
+# A job is what to time: ("arch", architecture) — a whole network — or ("entry", table key) — one op alone.
+Job = tuple[str, Any]
+
+
+def _job_shape(job: Job, protocol: Protocol) -> tuple[int, ...]:
+    """A job's input shape (batch 1 left out)."""
+    kind, what = job
+    return (protocol.in_chans, protocol.img_size, protocol.img_size) if kind == "arch" else _parse_key(what)[1]
+
+
+def _job_module(space: SearchSpace, job: Job, protocol: Protocol):
+    """The module a job times."""
+    kind, what = job
+    if kind == "arch":
+        return build(space, list(what), num_classes=10, in_chans=protocol.in_chans)
+    fixed = _fixed_modules(space, protocol)
+    if what in fixed:
+        return fixed[what]
+    op, shape = _parse_key(what)
+    (cand,) = [c for c in space.candidates if c.name == op]
+    return cand.build(shape[0])
+
+
+def _input(shape: Sequence[int]):
+    import torch
+
+    return torch.randn(1, *shape, generator=torch.Generator().manual_seed(0))
+
+
+def _deployable(space_dict: dict[str, Any], job: Job, protocol: Protocol):
+    """A job's model in the form its runtime runs (the ONNX export for ONNX runtimes); a worker's task."""
+    from starquad.bench.backends import deployable
+
+    space = get_space(space_dict["name"], widths=tuple(space_dict["widths"]), layers=tuple(space_dict["layers"]),
+                      stem_stride=space_dict["stem_stride"])  # fmt: skip
+    return deployable(_job_module(space, job, protocol).eval(), protocol.runtime, _input(_job_shape(job, protocol)))
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _deployables(space: SearchSpace, jobs: Sequence[Job], protocol: Protocol, label: str) -> list[Any]:
+    """Every job's deployable, exported in parallel worker processes (one per core, one thread each) when the
+    runtime runs ONNX files — exports take seconds, the timings of a small network milliseconds."""
+    from starquad.bench.backends import get_backend
+    from starquad.runtime import progress
+
+    tasks = [(asdict_space(space), job, protocol) for job in jobs]
+    workers = min(os.cpu_count() or 1, len(tasks))
+    if not get_backend(protocol.runtime).onnx or workers < 2:
+        return [_deployable(*t) for t in progress(tasks, f"{label}: prepare", len(tasks))]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter, not a fork of one whose torch thread pools are already running
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        return list(progress(pool.map(_deployable, *zip(*tasks, strict=True)), f"{label}: export", len(tasks)))
+
+
+def _runners(jobs: Sequence[Job], made: Sequence[Any], protocol: Protocol) -> list[Any]:
+    """Ready-to-time runners (fresh sessions) of the jobs' deployables."""
+    from starquad.bench.backends import make_runner
+
+    return [make_runner(d, protocol.runtime, _input(_job_shape(j, protocol)), protocol.threads)
+            for j, d in zip(jobs, made, strict=True)]  # fmt: skip
+
+
+def _time_interleaved(runners: Sequence[Any], protocol: Protocol, label: str, seed: int = 0) -> list[dict[str, float]]:
+    """Time every runner in interleaved rounds (see the module docstring): per runner the median ms of all timed
+    calls, their CV (``cv``), the CV of the round medians (``round_cv``) and the number of timed calls."""
+    from starquad.bench.latency import BUSY_SPREAD, sample_call, summarize
+    from starquad.runtime import progress
+
+    rng = random.Random(seed)
+    samples: list[list[float]] = [[] for _ in runners]
+    medians: list[list[float]] = [[] for _ in runners]
+
+    def rounds(items: list[int], tag: str) -> None:
+        for _ in progress(range(protocol.rounds), tag, protocol.rounds):
+            rng.shuffle(items)
+            for i in items:
+                times = sample_call(runners[i], protocol.warmup, protocol.runs)
+                samples[i] += times
+                medians[i].append(statistics.median(times))
+
+    def round_cv(i: int) -> float:
+        m = medians[i]
+        return statistics.stdev(m) / statistics.fmean(m) if len(m) > 1 else 0.0
+
+    rounds(list(range(len(runners))), f"{label}: time")
+    for attempt in range(protocol.retries):
+        noisy = [i for i in range(len(runners)) if round_cv(i) > protocol.cv_limit]
+        if not noisy:
+            break
+        _LOG.info(f"{label}: {len(noisy)} of {len(runners)} above the round-to-round CV limit "
+                  f"{protocol.cv_limit}; {protocol.rounds} more rounds for them")  # fmt: skip
+        rounds(noisy, f"{label}: re-time {attempt + 1}")
+    out, busy = [], 0
+    for i in range(len(runners)):
+        stats = summarize(samples[i], warn_busy=False)
+        busy += stats.spread > BUSY_SPREAD
+        out.append({"ms": stats.median_ms, "cv": stats.cv, "round_cv": round_cv(i), "runs": stats.runs})
+    if busy:
+        _LOG.warning(f"{label}: {busy} of {len(runners)} items had p90/p10 above {BUSY_SPREAD} — the machine looks "
+                     "busy; the interleaved rounds spread that over all items, but re-run when it is idle")  # fmt: skip
     return out
 
 
@@ -223,92 +355,158 @@ def asdict_space(space: SearchSpace) -> dict[str, Any]:
             "stem_stride": space.stem_stride}  # fmt: skip
 
 
+def measure_archs(space: SearchSpace, archs: Sequence[Sequence[int]], protocol: Protocol, times: int = 1,
+                  label: str = "networks") -> list[list[float]]:  # fmt: skip
+    """Whole-network latencies (median ms) of ``archs``, timed as the table's entries are; with ``times`` > 1,
+    that many independent measurements (each with fresh sessions of the same exports: test–retest)."""
+    jobs = [("arch", tuple(a)) for a in archs]
+    made = _deployables(space, jobs, protocol, label)
+    out = []
+    for t in range(times):
+        runners = _runners(jobs, made, protocol)
+        out.append([r["ms"] for r in _time_interleaved(runners, protocol, f"{label} ({t + 1}/{times})", seed=t)])
+        del runners
+    return out
+
+
 def measure_arch(space: SearchSpace, arch: Sequence[int], protocol: Protocol) -> float:
-    """The measured whole-network latency (median ms) of ``arch``, the way the table's entries are timed."""
-    model = build(space, arch, num_classes=10, in_chans=protocol.in_chans)
-    return _time_module(model, (protocol.in_chans, protocol.img_size, protocol.img_size), protocol)["ms"]
+    """The measured whole-network latency (median ms) of one architecture."""
+    return measure_archs(space, [arch], protocol)[0][0]
 
 
-def build_table(space: SearchSpace, protocol: Protocol, fit_archs: int = 40, seed: int = 0,
-                log: Callable[[str], None] | None = None) -> LatencyTable:  # fmt: skip
-    """Time every entry of ``space`` and fit the correction on ``fit_archs`` random whole networks."""
+def _fit_correction(table: LatencyTable, space: SearchSpace, archs, measured) -> None:
+    """Least squares of measured whole networks on [1, sum, ops]: the table's three correction numbers."""
     import numpy as np
 
-    from starquad.runtime import progress
+    feats = np.array([table.features(space, a) for a in archs], dtype=float)
+    design = np.column_stack([np.ones(len(archs)), feats])
+    (overhead, scale, per_op), *_ = np.linalg.lstsq(design, np.asarray(measured), rcond=None)
+    table.overhead_ms, table.scale, table.per_op_ms = float(overhead), float(scale), float(per_op)
+
+
+def build_table(space: SearchSpace, protocol: Protocol, fit_archs: int = 60, seed: int = 0,
+                log: Callable[[str], None] | None = None) -> LatencyTable:  # fmt: skip
+    """Time every entry of ``space`` and fit the correction on ``fit_archs`` random whole networks, all in the
+    same interleaved rounds."""
+    import numpy as np
 
     log = log or _LOG.info
     t0 = time.perf_counter()
     table = LatencyTable(asdict_space(space), protocol, fingerprint(protocol))
-    jobs = list(_fixed_modules(space, protocol).items())
+    keys = list(_fixed_keys(space, protocol))
     size = protocol.img_size // space.stem_stride
     for stage, width in enumerate(space.widths):
         size = size if stage == 0 else size // 2
         for cand in space.candidates:
             key = _key(cand.name, (width, size, size))
             if cand.kind == "skip":
-                table.entries[key] = {"ms": 0.0, "cv": 0.0, "runs": 0}  # identity: nothing runs
+                table.entries[key] = {"ms": 0.0, "cv": 0.0, "round_cv": 0.0, "runs": 0}  # identity: nothing runs
             else:
-                jobs.append((key, (cand.build(width), (width, size, size))))
-    for key, (module, shape) in progress(jobs, "latency table", len(jobs)):
-        table.entries[key] = _time_module(module, shape, protocol)
-    cvs = [e["cv"] for e in table.entries.values() if e["runs"]]
-    log(f"{len(jobs)} entries timed in {time.perf_counter() - t0:.0f} s; CV median {statistics.median(cvs):.3f}, "
-        f"worst {max(cvs):.3f}")  # fmt: skip
+                keys.append(key)
     rng = random.Random(seed)
     archs = [random_arch(space, rng) for _ in range(fit_archs)]
+    jobs = [("entry", k) for k in keys] + [("arch", tuple(a)) for a in archs]
+    made = _deployables(space, jobs, protocol, "latency table")
+    t_export = time.perf_counter() - t0
+    timed = _time_interleaved(_runners(jobs, made, protocol), protocol, "latency table", seed=seed)
+    table.entries.update(zip(keys, timed[: len(keys)], strict=True))
+    measured = np.array([t["ms"] for t in timed[len(keys) :]])
+    _fit_correction(table, space, archs, measured)
     sums = np.array([table.naive_ms(space, a) for a in archs])
-    measured = np.array([measure_arch(space, a, protocol) for a in progress(archs, "fit", len(archs))])
-    (scale, overhead), *_ = np.linalg.lstsq(np.stack([sums, np.ones_like(sums)], 1), measured, rcond=None)
-    table.scale, table.overhead_ms = float(scale), float(overhead)
+    pred = np.array([table.predict_ms(space, a) for a in archs])
+    cvs = [e["cv"] for e in timed[: len(keys)]]
+    round_cvs = [e["round_cv"] for e in timed]
     table.fit = {"archs": fit_archs, "seed": seed, "naive_mape": float(np.mean(np.abs(sums / measured - 1))),
-                 "build_seconds": time.perf_counter() - t0}  # fmt: skip
-    log(f"correction: {overhead:.3f} ms + {scale:.3f} × sum (fitted on {fit_archs} networks; the plain sum was off "
-        f"by {100 * table.fit['naive_mape']:.1f}% on them); built in {table.fit['build_seconds']:.0f} s")  # fmt: skip
+                 "fit_mape": float(np.mean(np.abs(pred / measured - 1))),
+                 "error95": float(np.quantile(np.abs(pred / measured - 1), 0.95)),
+                 "entry_cv_median": statistics.median(cvs), "entry_cv_worst": max(cvs),
+                 "round_cv_median": statistics.median(round_cvs), "round_cv_worst": max(round_cvs),
+                 "export_seconds": t_export, "build_seconds": time.perf_counter() - t0,
+                 "fit_archs": archs, "fit_measured_ms": measured.tolist()}  # fmt: skip
+    log(f"{len(keys)} entries and {fit_archs} networks exported in {t_export:.0f} s and timed; CV of the calls "
+        f"median {table.fit['entry_cv_median']:.3f}, worst {table.fit['entry_cv_worst']:.3f}; CV of the round "
+        f"medians median {table.fit['round_cv_median']:.4f}, worst {table.fit['round_cv_worst']:.4f}")  # fmt: skip
+    log(f"correction: {table.overhead_ms:.4f} ms + {table.scale:.3f} × sum + {table.per_op_ms:.4f} ms × ops "
+        f"(fitted on {fit_archs} networks: off by {100 * table.fit['fit_mape']:.1f}% on them, the plain sum by "
+        f"{100 * table.fit['naive_mape']:.1f}%); built in {table.fit['build_seconds']:.0f} s")  # fmt: skip
     return table
 
 
-def validate_table(table: LatencyTable, space: SearchSpace | None = None, n: int = 300, seed: int = 1_000,
-                   log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Accuracy on ``n`` random architectures not used for fitting (half uniform, half biased to deep and wide
-    ones), each measured twice (test–retest). Shares are fractions."""
+def _figures(pred, meas) -> dict[str, float]:
     import numpy as np
     from scipy.stats import kendalltau, spearmanr
 
-    from starquad.runtime import progress
+    err = np.asarray(pred) / np.asarray(meas) - 1
+    return {"within_5pct": float(np.mean(np.abs(err) <= 0.05)), "within_10pct": float(np.mean(np.abs(err) <= 0.10)),
+            "mape": float(np.mean(np.abs(err))), "spearman": float(spearmanr(pred, meas)[0]),
+            "kendall": float(kendalltau(pred, meas)[0])}  # fmt: skip
+
+
+def latency_percentiles(table: LatencyTable, space: SearchSpace, percentiles: Sequence[float] = (25, 50, 75),
+                        n: int = 2000, seed: int = 0) -> list[float]:  # fmt: skip
+    """Percentiles of the predicted latency of ``n`` uniformly random architectures (the budgets a comparison
+    uses: a budget at the 25th percentile is met by a quarter of the space)."""
+    import numpy as np
+
+    rng = random.Random(seed)
+    return [float(v) for v in np.percentile([table.predict_ms(space, random_arch(space, rng)) for _ in range(n)],
+                                            percentiles)]  # fmt: skip
+
+
+def validation_archs(space: SearchSpace, n: int, seed: int) -> list[list[int]]:
+    """``n`` architectures: half uniform over the choices, half biased to deep and wide ones (70% of layers
+    take one of the two largest candidates, no skips)."""
+    rng = random.Random(seed + 7919)  # a different stream from the fit's seeds
+    ops = [i for i, c in enumerate(space.candidates) if c.kind != "skip"]
+    big = sorted(ops, key=lambda i: (space.candidates[i].kernel or 0) * (space.candidates[i].expansion or 0))[-2:]
+    archs = [random_arch(space, rng) for _ in range(n - n // 2)]
+    archs += [[rng.choice(big) if rng.random() < 0.7 else rng.choice(ops) for _ in range(space.num_layers)]
+              for _ in range(n // 2)]  # fmt: skip
+    return archs
+
+
+def validate_table(table: LatencyTable, space: SearchSpace | None = None, n: int = 300, seed: int = 1_000,
+                   correction_from: LatencyTable | None = None,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Accuracy on ``n`` architectures not used for fitting (:func:`validation_archs`), each measured twice
+    (test–retest). With ``correction_from``, the same figures for that table's correction on this table's
+    entries too (``ood``: fitted on another space). Shares are fractions."""
+    import numpy as np
+    from scipy.stats import spearmanr
 
     log = log or _LOG.info
     space = space or table.space_obj()
-    rng = random.Random(seed + 7919)  # a different stream from the fit's seeds
-    skip = [i for i, c in enumerate(space.candidates) if c.kind == "skip"]
-    big = sorted(range(len(space.candidates)), key=lambda i: (space.candidates[i].kernel or 0)
-                 * (space.candidates[i].expansion or 0))[-2:]  # fmt: skip
-    archs = [random_arch(space, rng) for _ in range(n - n // 2)]
-    archs += [[rng.choice(big) if rng.random() < 0.7 else rng.choice([i for i in range(len(space.candidates))
-               if i not in skip]) for _ in range(space.num_layers)] for _ in range(n // 2)]  # fmt: skip
+    archs = validation_archs(space, n, seed)
     pred = np.array([table.predict_ms(space, a) for a in archs])
     naive = np.array([table.naive_ms(space, a) for a in archs])
-    first, second = [], []
-    for a in progress(archs, "validate", len(archs)):
-        first.append(measure_arch(space, a, table.protocol))
-    for a in progress(archs, "retest", len(archs)):
-        second.append(measure_arch(space, a, table.protocol))
+    first, second = measure_archs(space, archs, table.protocol, times=2, label="validate")
     meas, retest = np.array(first), np.array(second)
-    err, naive_err = pred / meas - 1, naive / meas - 1
-    result = {
-        "space": space.name, "table_space": table.space["name"], "n": n,
-        "within_5pct": float(np.mean(np.abs(err) <= 0.05)), "within_10pct": float(np.mean(np.abs(err) <= 0.10)),
-        "mape": float(np.mean(np.abs(err))), "spearman": float(spearmanr(pred, meas)[0]),
-        "kendall": float(kendalltau(pred, meas)[0]), "retest_spearman": float(spearmanr(meas, retest)[0]),
-        "retest_mape": float(np.mean(np.abs(retest / meas - 1))),
-        "naive_within_10pct": float(np.mean(np.abs(naive_err) <= 0.10)),
-        "naive_mape": float(np.mean(np.abs(naive_err))),
-        "measured_ms": meas.tolist(), "predicted_ms": pred.tolist(),
-    }  # fmt: skip
-    log(f"{space.name} on a {table.space['name']} table, {n} networks: {100 * result['within_10pct']:.1f}% within "
-        f"±10%, {100 * result['within_5pct']:.1f}% within ±5%, MAPE {100 * result['mape']:.1f}%, Spearman "
-        f"{result['spearman']:.3f} (retest {result['retest_spearman']:.3f}); plain sum: "
-        f"{100 * result['naive_within_10pct']:.1f}% within ±10%, MAPE {100 * result['naive_mape']:.1f}%")  # fmt: skip
+    result = {"space": space.name, "table_space": table.space["name"], "n": n, **_figures(pred, meas),
+              "retest_spearman": float(spearmanr(meas, retest)[0]),
+              "retest_mape": float(np.mean(np.abs(retest / meas - 1))),
+              "naive": _figures(naive, meas),
+              "correction": {"overhead_ms": table.overhead_ms, "scale": table.scale, "per_op_ms": table.per_op_ms},
+              "archs": archs, "measured_ms": meas.tolist(), "retest_ms": retest.tolist(),
+              "predicted_ms": pred.tolist(), "naive_ms": naive.tolist()}  # fmt: skip
+    result["naive_within_10pct"], result["naive_mape"] = result["naive"]["within_10pct"], result["naive"]["mape"]
+    lines = [_summary(f"{space.name}, {n} networks", result, result["retest_spearman"]),
+             _summary("plain sum", result["naive"])]
+    if correction_from is not None:
+        other = dataclasses.replace(table)
+        other.set_correction(correction_from)
+        ood = np.array([other.predict_ms(space, a) for a in archs])
+        result["ood"] = {"correction_space": correction_from.space["name"], **_figures(ood, meas),
+                         "predicted_ms": ood.tolist()}  # fmt: skip
+        lines.append(_summary(f"correction fitted on {correction_from.space['name']}", result["ood"]))
+    for line in lines:
+        log(line)
     return result
+
+
+def _summary(what: str, f: dict[str, Any], retest: float | None = None) -> str:
+    tail = f" (test–retest {retest:.3f})" if retest is not None else ""
+    return (f"{what}: {100 * f['within_10pct']:.1f}% within ±10%, {100 * f['within_5pct']:.1f}% within ±5%, MAPE "
+            f"{100 * f['mape']:.1f}%, Spearman {f['spearman']:.3f}, Kendall {f['kendall']:.3f}{tail}")
 
 
 def plot_validation(result: dict[str, Any], path: str | os.PathLike) -> None:

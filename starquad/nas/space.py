@@ -25,7 +25,7 @@ import itertools
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # torch is imported where a module is built: the CLI reads SP
     import torch.nn as nn
 
 __all__ = ["SPACES", "Candidate", "LayerOp", "SearchSpace", "build", "get_space", "layer_ops", "load_arch",
-           "random_arch", "save_arch"]  # fmt: skip
+           "random_arch", "save_arch", "skeleton"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -194,26 +194,34 @@ def layer_ops(space: SearchSpace, arch: Sequence[int], img_size: int) -> list[La
     return ops
 
 
-def build(space: SearchSpace, arch: Sequence[int], **kwargs: Any) -> nn.Module:
-    """The model of ``arch`` in ``space``: a :class:`~starquad.models.mixernet.MixerNet` whose searchable layers
-    are the chosen candidates; ``kwargs`` as MixerNet's (``num_classes``, ``in_chans``, ``drop_path_rate``,
-    ``features_only``, …). Its ``pretrained_cfg`` records the space and the architecture."""
+def skeleton(space: SearchSpace, block: Callable[[int, int, float], nn.Module], variant: str,
+             **kwargs: Any) -> nn.Module:  # fmt: skip
+    """The space's :class:`~starquad.models.mixernet.MixerNet` whose searchable layer ``layer`` (stage order)
+    is ``block(layer, dim, drop_path)``; ``kwargs`` as MixerNet's."""
     from starquad.models.mixernet import MixerNet
     from starquad.models.registry import build_staged_model, imagenet_cfg
 
-    arch = space.check(arch)
     widths = space.widths
     if any(w != widths[0] * 2**i for i, w in enumerate(widths)):
         raise ConfigError(f"space '{space.name}': widths must double per stage (the MixerNet skeleton), got {widths}")
     offsets = list(itertools.accumulate(space.layers, initial=0))
 
     def factory(stage: int, index: int, dim: int, drop_path: float) -> nn.Module:
-        return space.candidates[arch[offsets[stage] + index]].build(dim, drop_path)
+        return block(offsets[stage] + index, dim, drop_path)
 
     last = 224 // (space.stem_stride * 2 ** (len(widths) - 1))  # the last stage's side at 224²
     cfg = imagenet_cfg(first_conv="stem.0", paper_ids="arXiv:2311.17956", pool_size=(last, last))
-    model = build_staged_model(MixerNet, f"nas_{space.name}", cfg, base_dim=widths[0], depths=space.layers,
-                               stem_stride=space.stem_stride, block_factory=factory, **kwargs)  # fmt: skip
+    return build_staged_model(MixerNet, variant, cfg, base_dim=widths[0], depths=space.layers,
+                              stem_stride=space.stem_stride, block_factory=factory, **kwargs)  # fmt: skip
+
+
+def build(space: SearchSpace, arch: Sequence[int], **kwargs: Any) -> nn.Module:
+    """The model of ``arch`` in ``space``: a :class:`~starquad.models.mixernet.MixerNet` whose searchable layers
+    are the chosen candidates; ``kwargs`` as MixerNet's (``num_classes``, ``in_chans``, ``drop_path_rate``,
+    ``features_only``, …). Its ``pretrained_cfg`` records the space and the architecture."""
+    arch = space.check(arch)
+    model = skeleton(space, lambda layer, dim, dp: space.candidates[arch[layer]].build(dim, dp), f"nas_{space.name}",
+                     **kwargs)  # fmt: skip
     model.pretrained_cfg = model.default_cfg = {**model.pretrained_cfg, "nas_space": space.name, "nas_arch": arch}
     return model
 

@@ -9,7 +9,7 @@ from starquad.analysis.moons import _moons, _predict, train_demonet_2d
 
 
 def test_every_issue_section_is_registered():
-    assert set(list_sections()) >= {"implicit", "moons", "demonet", "ablations", "quadranet", "latency"}
+    assert set(list_sections()) >= {"implicit", "moons", "demonet", "ablations", "quadranet", "latency", "nas"}
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 8])

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from starquad.bench.backends import as_numpy, gemm_peak_gflops, make_runner
+from starquad.bench.backends import as_numpy, deployable, gemm_peak_gflops, make_runner
 from starquad.bench.suite import LatencyConfig, bench_latency, bench_memory, bench_throughput, expand_models
 from starquad.cli import main
 from starquad.errors import ConfigError, UnknownModelError
@@ -42,6 +42,19 @@ def test_every_backend_agrees_with_eager_pytorch(backend):
         ref = model(x).numpy()
     run = make_runner(model, backend, x, threads=1)
     np.testing.assert_allclose(as_numpy(run()), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_an_onnx_file_exported_elsewhere_runs_as_the_module_would():
+    """``deployable`` is make_runner's slow step split out: its ONNX bytes, run later, give the module's output."""
+    torch.manual_seed(0)
+    model, x = Tiny().eval(), torch.randn(1, 3, 16, 16)
+    onnx_file = deployable(model, "onnxruntime", x)
+    assert isinstance(onnx_file, bytes) and isinstance(deployable(model, "eager", x), nn.Module)
+    with torch.no_grad():
+        np.testing.assert_allclose(as_numpy(make_runner(onnx_file, "onnxruntime", x, 1)()), model(x).numpy(),
+                                   atol=1e-4, rtol=1e-4)  # fmt: skip
+    with pytest.raises(ConfigError, match="the eager backend runs PyTorch modules, not ONNX files"):
+        make_runner(onnx_file, "eager", x, 1)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
