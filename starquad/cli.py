@@ -293,6 +293,14 @@ def _add_nas_compare_parser(nas, common) -> None:
                    "epochs on 10,000 images")  # fmt: skip
     q.add_argument("--epochs", type=int, help="retraining epochs (default: 10; --quick: 3)")
     q.add_argument("--train-subset", type=int, help="retraining images (default: all 60,000; --quick: 10,000)")
+    q.add_argument("--recipe", default="recipes/fashion_mnist.yaml", help="training recipe of the retraining, model "
+                   "options left out (default: %(default)s; 'none' for the engine's defaults)")  # fmt: skip
+    q.add_argument("--train-threads", type=int, help="PyTorch threads of every search and retraining (default: all "
+                   "cores; 1 with --ray); the same architectures need the same threads")  # fmt: skip
+    q.add_argument("--ray", action="store_true", help="run the trials through Ray Tune (pip install "
+                   "'starquad[ray]'): a local cluster of --workers CPUs, timing on the node with the latency_probe "
+                   "resource")  # fmt: skip
+    q.add_argument("--workers", type=int, default=2, help="Ray trials at a time (default: %(default)s)")
     q.set_defaults(func=_cmd_nas_compare)
 
 
@@ -303,7 +311,10 @@ def _cmd_nas_compare(args) -> None:
     search = dict(QUICK_SEARCH) if args.quick else {}
     train = dict(epochs=3, subset=10_000) if args.quick else {}
     train.update({k: v for k, v in (("epochs", args.epochs), ("subset", args.train_subset)) if v is not None})
-    summary = compare(args.out, args.arms, args.percentiles, args.seeds, search=search, train=train,
+    recipe = None if args.recipe.lower() == "none" else args.recipe
+    threads = args.train_threads if args.train_threads is not None else (1 if args.ray else None)
+    summary = compare(args.out, args.arms, args.percentiles, args.seeds, search=search, train=train, recipe=recipe,
+                      train_threads=threads, ray_workers=args.workers if args.ray else None,
                       log=logging.getLogger("starquad.nas").info)  # fmt: skip
     print(summary["table"])
     print(f"{summary['trials']} trials in {summary['seconds'] / 60:.1f} min; {args.out}/table.md")

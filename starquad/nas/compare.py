@@ -47,10 +47,10 @@ ARMS: dict[str, dict[str, Any]] = {
 }
 
 
-def random_under_budget(cfg: SearchConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def random_under_budget(cfg: SearchConfig, log: Callable[[str], None], measure=None) -> dict[str, Any]:
     """A random architecture under the budget: Dirichlet(1) preferences per layer (seeded), then the search's own
     derivation (knapsack, measure, tighten)."""
-    from starquad.nas.latency import measure_archs
+    from starquad.nas.latency import measure_arch
     from starquad.nas.search import derive_within_budget, load_or_build_table
     from starquad.nas.space import get_space, save_arch
 
@@ -58,7 +58,7 @@ def random_under_budget(cfg: SearchConfig, log: Callable[[str], None]) -> dict[s
     table, table_path = load_or_build_table(cfg, log)
     probs = np.random.default_rng(cfg.seed).dirichlet(np.ones(len(space.candidates)), size=space.num_layers)
     derived = derive_within_budget(table, space, probs, cfg.budget_ms,
-                                   lambda a: measure_archs(space, [a], table.protocol, label="random")[0][0],
+                                   lambda a: (measure or measure_arch)(space, a, table.protocol),
                                    low=cfg.low, tries=cfg.tries, log=log)  # fmt: skip
     out = Path(cfg.out)
     save_arch(out / "arch.json", space, derived["arch"])
@@ -72,17 +72,51 @@ def random_under_budget(cfg: SearchConfig, log: Callable[[str], None]) -> dict[s
     return result
 
 
+def run_trial(trial: dict[str, Any], base: SearchConfig, train_values: dict[str, Any],
+              log: Callable[[str], None], measure=None) -> dict[str, Any]:  # fmt: skip
+    """One trial (``{"arm", "percentile", "budget_ms", "seed", "dir"}``): search (or the random draw), retrain,
+    time; written to ``dir/trial.json`` and returned. Resumes a search or retraining that was interrupted."""
+    from starquad.nas.search import retrain
+    from starquad.nas.search import search as run_search
+    from starquad.train.config import TrainConfig
+
+    trial_dir = Path(trial["dir"])
+    spec = ARMS[trial["arm"]]
+    cfg = dataclasses.replace(base, space=spec["space"], budget_ms=trial["budget_ms"], seed=trial["seed"],
+                              out=str(trial_dir / "search"), resume=(trial_dir / "search" / "last.state.pt").exists(),
+                              latency_loss=spec.get("latency_loss", True))  # fmt: skip
+    t0 = time.perf_counter()
+    log(f"trial {trial_dir.name}: budget {trial['budget_ms']:.4f} ms")
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    found = random_under_budget(cfg, log, measure) if spec.get("random") else run_search(cfg, log, measure)
+    tcfg = TrainConfig.from_dict({"data": base.data, "epochs": 10, **train_values, "seed": trial["seed"],
+                                  "output": str(trial_dir / "retrain")}, source="nas compare")  # fmt: skip
+    if (trial_dir / "retrain" / "last.state.pt").exists():
+        tcfg.resume = str(trial_dir / "retrain")
+    trained = retrain(cfg.out, tcfg, log, measure=measure)
+    record = {"arm": trial["arm"], "space": spec["space"], "percentile": trial["percentile"], "seed": trial["seed"],
+              **{k: trained[k] for k in ("top1", "params", "macs", "budget_ms", "predicted_ms", "measured_ms",
+                                         "budget_met", "epochs")},
+              "skips": found["skips"], "arch": found["arch"], "seconds": time.perf_counter() - t0}  # fmt: skip
+    atomic_write(trial_dir / "trial.json", json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def compare(out: str | Path, arms: Sequence[str] = tuple(ARMS), percentiles: Sequence[float] = (25, 50, 75),
             seeds: Sequence[int] = (0, 1, 2), search: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
+            recipe: str | None = None, train_threads: int | None = None, ray_workers: int | None = None,
             log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) the comparison into ``out``; returns the summary (also ``out/summary.json``, ``table.md``,
-    ``top1_vs_latency.png``). ``search`` overrides :class:`SearchConfig` fields, ``train`` TrainConfig fields of
-    the retraining (default: Fashion-MNIST, 10 epochs)."""
+    ``top1_vs_latency.png``).
+
+    ``search`` overrides :class:`SearchConfig` fields; the retraining takes a training ``recipe`` (its model, model
+    options and output left out), overridden by ``train`` (default: 10 epochs). ``train_threads`` fixes the
+    PyTorch threads of searches and retrainings (the same architectures need the same threads). With
+    ``ray_workers``, the trials run as Ray Tune trials on that many CPUs (see :func:`_run_on_ray`)."""
     from starquad.nas.latency import latency_percentiles
-    from starquad.nas.search import load_or_build_table, retrain
-    from starquad.nas.search import search as run_search
+    from starquad.nas.search import load_or_build_table
     from starquad.nas.space import get_space
-    from starquad.train.config import TrainConfig
+    from starquad.train.config import load_recipe
 
     log = log or _LOG.info
     unknown = [a for a in arms if a not in ARMS]
@@ -91,48 +125,89 @@ def compare(out: str | Path, arms: Sequence[str] = tuple(ARMS), percentiles: Seq
     out = Path(out)
     t0 = time.perf_counter()
     base = SearchConfig(**{"budget_ms": 1.0, **(search or {})})
-    ref_table, _ = load_or_build_table(dataclasses.replace(base, space="quadranet"), log)
-    budgets = latency_percentiles(ref_table, get_space("quadranet"), percentiles)
+    train_values = {k: v for k, v in (load_recipe(recipe) if recipe else {}).items()
+                    if k not in ("model", "model_kwargs", "output", "resume")}  # fmt: skip
+    train_values.update(train or {})
+    if train_threads is not None:
+        base = dataclasses.replace(base, train_threads=train_threads)
+        train_values["threads"] = train_threads
+    # every table is built (or checked) here, on the machine that times, before any trial trains
+    tables = {name: load_or_build_table(dataclasses.replace(base, space=name), log)[0]
+              for name in dict.fromkeys(["quadranet", *(ARMS[a]["space"] for a in arms)])}  # fmt: skip
+    budgets = latency_percentiles(tables["quadranet"], get_space("quadranet"), percentiles)
     log(f"budgets (quadranet's predicted latency at percentiles {list(percentiles)}): "
         f"{', '.join(f'{b:.4f}' for b in budgets)} ms")  # fmt: skip
-    trials = []
-    for b_index, budget in enumerate(budgets):
+    trials, pending = [], []
+    for pct, budget in zip(percentiles, budgets, strict=True):
         for arm in arms:
             for seed in seeds:
-                name = f"{arm}-p{percentiles[b_index]:g}-s{seed}"
-                trial_dir = out / "trials" / name
-                done = trial_dir / "trial.json"
-                if done.is_file():
-                    trials.append(json.loads(done.read_text()))
-                    continue
-                spec = ARMS[arm]
-                cfg = dataclasses.replace(base, space=spec["space"], budget_ms=budget, seed=seed,
-                                          out=str(trial_dir / "search"), resume=(trial_dir / "search" /
-                                          "last.state.pt").exists(),
-                                          latency_loss=spec.get("latency_loss", True))  # fmt: skip
-                tt = time.perf_counter()
-                log(f"trial {name}: budget {budget:.4f} ms")
-                Path(cfg.out).mkdir(parents=True, exist_ok=True)
-                found = random_under_budget(cfg, log) if spec.get("random") else run_search(cfg, log)
-                tcfg = TrainConfig.from_dict({"data": base.data, "epochs": 10, "seed": seed,
-                                              "output": str(trial_dir / "retrain"), **(train or {})},
-                                             source="nas compare")  # fmt: skip
-                if (trial_dir / "retrain" / "last.state.pt").exists():
-                    tcfg.resume = str(trial_dir / "retrain")
-                trained = retrain(cfg.out, tcfg, log)
-                record = {"arm": arm, "space": spec["space"], "percentile": percentiles[b_index], "seed": seed,
-                          **{k: trained[k] for k in ("top1", "params", "macs", "budget_ms", "predicted_ms",
-                                                     "measured_ms", "budget_met", "epochs")},
-                          "skips": found["skips"], "arch": found["arch"],
-                          "seconds": time.perf_counter() - tt}  # fmt: skip
-                atomic_write(done, json.dumps(record, indent=1) + "\n")
-                trials.append(record)
+                trial_dir = out / "trials" / f"{arm}-p{pct:g}-s{seed}"
+                if (trial_dir / "trial.json").is_file():
+                    trials.append(json.loads((trial_dir / "trial.json").read_text()))
+                else:
+                    pending.append({"arm": arm, "percentile": pct, "budget_ms": budget, "seed": seed,
+                                    "dir": str(trial_dir.resolve())})  # fmt: skip
+    if pending and ray_workers:
+        trials += _run_on_ray(pending, base, train_values, ray_workers, out)
+    else:
+        trials += [run_trial(t, base, train_values, log) for t in pending]
     summary = summarize_trials(trials)
     summary["seconds"] = time.perf_counter() - t0
     atomic_write(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write(out / "table.md", summary["table"] + "\n")
     _plot(trials, out / "top1_vs_latency.png")
     return summary
+
+
+class LatencyProbe:
+    """The one place trials are timed (a Ray actor on the node that declares the ``latency_probe`` resource):
+    measurements never run beside each other, and on a cluster never beside a training."""
+
+    def measure(self, space, arch, protocol) -> float:
+        from starquad.nas.latency import measure_arch
+
+        return measure_arch(space, arch, protocol)
+
+
+def _run_on_ray(pending: list[dict[str, Any]], base: SearchConfig, train_values: dict[str, Any], workers: int,
+                out: Path) -> list[dict[str, Any]]:  # fmt: skip
+    """The trials as Ray Tune trials (one CPU each, ``workers`` at a time). Started here, Ray is a local cluster
+    of ``workers`` CPUs whose head declares one ``latency_probe``; on a cluster of your own, declare it on the
+    node that should time (``ray start --resources='{"latency_probe": 1}'``) and connect before calling."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError as e:
+        raise ConfigError("--ray needs Ray Tune: pip install 'starquad[ray]'") from e
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=workers, resources={"latency_probe": 1}, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=80 * 2**20)  # fmt: skip
+    try:
+        if not ray.cluster_resources().get("latency_probe"):
+            raise ConfigError("no Ray node declares the 'latency_probe' resource; start the timing node with "
+                              "ray start --resources='{\"latency_probe\": 1}'")  # fmt: skip
+        probe = ray.remote(num_cpus=0, resources={"latency_probe": 1})(LatencyProbe).remote()
+
+        def trainable(config):
+            def measure(space, arch, protocol):
+                return ray.get(probe.measure.remote(space, arch, protocol))
+
+            record = run_trial(config["trial"], base, train_values, logging.getLogger("starquad.nas").info, measure)
+            return {"top1": record["top1"], "measured_ms": record["measured_ms"]}
+
+        run_config = (getattr(tune, "RunConfig", None) or ray.train.RunConfig)(
+            name="nas-compare", storage_path=str((out / "ray").resolve()), verbose=0)  # fmt: skip
+        tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space={"trial": tune.grid_search(pending)},
+                           tune_config=tune.TuneConfig(max_concurrent_trials=workers),
+                           run_config=run_config)  # fmt: skip
+        results = tuner.fit()
+        if results.errors:
+            raise ConfigError(f"{len(results.errors)} Ray trial(s) failed; the first: {results.errors[0]}")
+    finally:
+        if started:
+            ray.shutdown()
+    return [json.loads((Path(t["dir"]) / "trial.json").read_text()) for t in pending]
 
 
 def summarize_trials(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:

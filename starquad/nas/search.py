@@ -37,7 +37,10 @@ from starquad.errors import ConfigError
 from starquad.io import atomic_write
 from starquad.nas.config import SearchConfig
 
-__all__ = ["SearchConfig", "derive_within_budget", "search"]
+__all__ = ["Measure", "SearchConfig", "derive_within_budget", "retrain", "search"]
+
+# times one architecture: (space, arch, protocol) -> median ms
+Measure = Callable[[Any, list[int], Any], float]
 
 _LOG = logging.getLogger(__name__)
 
@@ -178,21 +181,25 @@ def _plot_alpha(probs: np.ndarray, names: list[str], path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def search(cfg: SearchConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or with ``cfg.resume`` continue) a search; writes the run directory and returns ``result.json``."""
+def search(cfg: SearchConfig, log: Callable[[str], None] | None = None, measure: Measure | None = None
+           ) -> dict[str, Any]:  # fmt: skip
+    """Run (or with ``cfg.resume`` continue) a search; writes the run directory and returns ``result.json``.
+
+    ``measure(space, arch, protocol) -> ms`` times a derived network (default:
+    :func:`~starquad.nas.latency.measure_arch` here; under Ray, the latency probe's)."""
+    from starquad.nas.latency import measure_arch
     from starquad.runtime import torch_threads
 
     cfg.validate()
     log = log or _LOG.info
     with torch_threads(cfg.train_threads or torch.get_num_threads()):
-        return _search(cfg, log)
+        return _search(cfg, log, measure or measure_arch)
 
 
-def _search(cfg: SearchConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def _search(cfg: SearchConfig, log: Callable[[str], None], measure: Measure) -> dict[str, Any]:
     from timm.optim import create_optimizer_v2
 
     from starquad.models.checkpoint import load_state_checked
-    from starquad.nas.latency import measure_archs
     from starquad.nas.space import get_space, save_arch
     from starquad.nas.supernet import EvenSampler, Supernet, expected_latency, latency_penalty
     from starquad.train.engine import NonFiniteLossError
@@ -295,7 +302,7 @@ def _search(cfg: SearchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     probs = net.probs().detach().numpy()
     _plot_alpha(probs, names, out / "alpha.png")
     derived = derive_within_budget(table, space, probs, cfg.budget_ms,
-                                   lambda a: measure_archs(space, [a], table.protocol, label="derived")[0][0],
+                                   lambda a: measure(space, a, table.protocol),
                                    low=cfg.low, tries=cfg.tries, log=log)  # fmt: skip
     arch = derived["arch"]
     save_arch(out / "arch.json", space, arch)
@@ -329,15 +336,15 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 # --- retraining ------------------------------------------------------------------------------------------
 
 
-def retrain(run_dir: str | Path, cfg, log: Callable[[str], None] | None = None, asked: set[str] | None = None
-            ) -> dict[str, Any]:  # fmt: skip
+def retrain(run_dir: str | Path, cfg, log: Callable[[str], None] | None = None, asked: set[str] | None = None,
+            measure: Measure | None = None) -> dict[str, Any]:  # fmt: skip
     """Train a search's derived architecture from scratch with the training engine (``cfg``: a TrainConfig whose
     model is replaced by ``RUN/arch.json``; output ``RUN/retrain`` unless given), then time it again the way the
     search did. Writes and returns ``RUN/retrain/nas_result.json``: top-1, params, MACs, predicted and measured
     latency, the budget."""
     from starquad.bench.flops import count_flops
     from starquad.models import create_model
-    from starquad.nas.latency import LatencyTable, measure_archs
+    from starquad.nas.latency import LatencyTable, measure_arch
     from starquad.nas.space import load_arch
     from starquad.train import train
 
@@ -354,7 +361,7 @@ def retrain(run_dir: str | Path, cfg, log: Callable[[str], None] | None = None, 
         cfg.output = str(run_dir / "retrain")
     trained = train(cfg, log, asked=asked)
     table = LatencyTable.load(searched["table"])
-    measured = measure_archs(space, [arch], table.protocol, label="retrained")[0][0]
+    measured = (measure or measure_arch)(space, arch, table.protocol)
     from starquad.data import dataset_spec
 
     spec = dataset_spec(cfg.data)
