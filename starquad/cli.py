@@ -291,8 +291,8 @@ def _add_nas_compare_parser(nas, common) -> None:
     q.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     q.add_argument("--quick", action="store_true", help="quick searches (4 epochs, 6,000 images) and 3 retraining "
                    "epochs on 10,000 images")  # fmt: skip
-    q.add_argument("--epochs", type=int, help="retraining epochs (default: 10; --quick: 3)")
-    q.add_argument("--train-subset", type=int, help="retraining images (default: all 60,000; --quick: 10,000)")
+    q.add_argument("--epochs", type=int, help="retraining epochs (default: 6; --quick: 3)")
+    q.add_argument("--train-subset", type=int, help="retraining images (default: 20,000; --quick: 10,000)")
     q.add_argument("--recipe", default="recipes/fashion_mnist.yaml", help="training recipe of the retraining, model "
                    "options left out (default: %(default)s; 'none' for the engine's defaults)")  # fmt: skip
     q.add_argument("--train-threads", type=int, help="PyTorch threads of every search and retraining (default: all "

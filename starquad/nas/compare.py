@@ -38,6 +38,10 @@ __all__ = ["ARMS", "compare", "random_under_budget", "summarize_trials"]
 
 _LOG = logging.getLogger(__name__)
 
+# the retraining of every trial, unless told otherwise: sized so that the whole comparison (3 budgets × 5 arms ×
+# 3 seeds, default searches) takes about 2.5 h on 2 cores
+RETRAIN = {"epochs": 6, "subset": 20_000}
+
 ARMS: dict[str, dict[str, Any]] = {
     "quadranet": {"space": "quadranet"},
     "mbconv": {"space": "mbconv"},
@@ -89,7 +93,7 @@ def run_trial(trial: dict[str, Any], base: SearchConfig, train_values: dict[str,
     log(f"trial {trial_dir.name}: budget {trial['budget_ms']:.4f} ms")
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     found = random_under_budget(cfg, log, measure) if spec.get("random") else run_search(cfg, log, measure)
-    tcfg = TrainConfig.from_dict({"data": base.data, "epochs": 10, **train_values, "seed": trial["seed"],
+    tcfg = TrainConfig.from_dict({"data": base.data, **RETRAIN, **train_values, "seed": trial["seed"],
                                   "output": str(trial_dir / "retrain")}, source="nas compare")  # fmt: skip
     if (trial_dir / "retrain" / "last.state.pt").exists():
         tcfg.resume = str(trial_dir / "retrain")
@@ -110,7 +114,7 @@ def compare(out: str | Path, arms: Sequence[str] = tuple(ARMS), percentiles: Seq
     ``top1_vs_latency.png``).
 
     ``search`` overrides :class:`SearchConfig` fields; the retraining takes a training ``recipe`` (its model, model
-    options and output left out), overridden by ``train`` (default: 10 epochs). ``train_threads`` fixes the
+    options and output left out), overridden by ``train`` (default: :data:`RETRAIN`). ``train_threads`` fixes the
     PyTorch threads of searches and retrainings (the same architectures need the same threads). With
     ``ray_workers``, the trials run as Ray Tune trials on that many CPUs (see :func:`_run_on_ray`)."""
     from starquad.nas.latency import latency_percentiles
