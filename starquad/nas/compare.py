@@ -93,7 +93,7 @@ def run_trial(trial: dict[str, Any], base: SearchConfig, train_values: dict[str,
     log(f"trial {trial_dir.name}: budget {trial['budget_ms']:.4f} ms")
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     found = random_under_budget(cfg, log, measure) if spec.get("random") else run_search(cfg, log, measure)
-    tcfg = TrainConfig.from_dict({"data": base.data, **RETRAIN, **train_values, "seed": trial["seed"],
+    tcfg = TrainConfig.from_dict({"data": base.data, **train_values, "seed": trial["seed"],
                                   "output": str(trial_dir / "retrain")}, source="nas compare")  # fmt: skip
     if (trial_dir / "retrain" / "last.state.pt").exists():
         tcfg.resume = str(trial_dir / "retrain")
@@ -129,9 +129,9 @@ def compare(out: str | Path, arms: Sequence[str] = tuple(ARMS), percentiles: Seq
     out = Path(out)
     t0 = time.perf_counter()
     base = SearchConfig(**{"budget_ms": 1.0, **(search or {})})
-    train_values = {k: v for k, v in (load_recipe(recipe) if recipe else {}).items()
-                    if k not in ("model", "model_kwargs", "output", "resume")}  # fmt: skip
-    train_values.update(train or {})
+    recipe_values = {k: v for k, v in (load_recipe(recipe) if recipe else {}).items()
+                     if k not in ("model", "model_kwargs", "output", "resume")}  # fmt: skip
+    train_values = {**recipe_values, **RETRAIN, **(train or {})}  # the comparison's size beats the recipe's
     if train_threads is not None:
         base = dataclasses.replace(base, train_threads=train_threads)
         train_values["threads"] = train_threads

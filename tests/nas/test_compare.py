@@ -33,6 +33,8 @@ def test_trials_are_kept_and_ray_finds_the_same_architectures(tmp_path):
     archs = _archs(tmp_path / "local")
     assert set(archs) == {"quadranet-p50-s0", "quadranet-p50-s1", "random-p50-s0", "random-p50-s1"}
     assert (tmp_path / "local" / "top1_vs_latency.png").is_file()
+    records = [json.loads(p.read_text()) for p in (tmp_path / "local").glob("trials/*/trial.json")]
+    assert {r["epochs"] for r in records} == {TRAIN["epochs"]}  # the caller's retraining size, not a default
 
     # a finished trial is not run again: its record is read back as it was
     record = tmp_path / "local" / "trials" / "random-p50-s0" / "trial.json"
