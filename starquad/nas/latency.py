@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from starquad.errors import ConfigError, StarquadError
-from starquad.nas.space import SearchSpace, build, get_space, layer_ops, random_arch
+from starquad.nas.space import SearchSpace, build, from_record, layer_ops, random_arch
 
 __all__ = ["LatencyTable", "Protocol", "UnknownOpError", "build_table", "default_table_path", "fingerprint",
            "latency_percentiles", "measure_arch", "measure_archs", "validate_table", "validation_archs"]  # fmt: skip
@@ -208,8 +208,7 @@ class LatencyTable:
         return table
 
     def space_obj(self) -> SearchSpace:
-        s = self.space
-        return get_space(s["name"], widths=tuple(s["widths"]), layers=tuple(s["layers"]), stem_stride=s["stem_stride"])
+        return from_record(self.space["name"], self.space)
 
 
 # --- measuring -------------------------------------------------------------------------------------------
@@ -268,12 +267,10 @@ def _input(shape: Sequence[int]):
     return torch.randn(1, *shape, generator=torch.Generator().manual_seed(0))
 
 
-def _deployable(space_dict: dict[str, Any], job: Job, protocol: Protocol):
+def _deployable(space: SearchSpace, job: Job, protocol: Protocol):
     """A job's model in the form its runtime runs (the ONNX export for ONNX runtimes); a worker's task."""
     from starquad.bench.backends import deployable
 
-    space = get_space(space_dict["name"], widths=tuple(space_dict["widths"]), layers=tuple(space_dict["layers"]),
-                      stem_stride=space_dict["stem_stride"])  # fmt: skip
     return deployable(_job_module(space, job, protocol).eval(), protocol.runtime, _input(_job_shape(job, protocol)))
 
 
@@ -289,7 +286,7 @@ def _deployables(space: SearchSpace, jobs: Sequence[Job], protocol: Protocol, la
     from starquad.bench.backends import get_backend
     from starquad.runtime import progress
 
-    tasks = [(asdict_space(space), job, protocol) for job in jobs]
+    tasks = [(space, job, protocol) for job in jobs]
     workers = min(os.cpu_count() or 1, len(tasks))
     if not get_backend(protocol.runtime).onnx or workers < 2:
         return [_deployable(*t) for t in progress(tasks, f"{label}: prepare", len(tasks))]
@@ -350,11 +347,6 @@ def _time_interleaved(runners: Sequence[Any], protocol: Protocol, label: str, se
     return out
 
 
-def asdict_space(space: SearchSpace) -> dict[str, Any]:
-    return {"name": space.name, "widths": list(space.widths), "layers": list(space.layers),
-            "stem_stride": space.stem_stride}  # fmt: skip
-
-
 def measure_archs(space: SearchSpace, archs: Sequence[Sequence[int]], protocol: Protocol, times: int = 1,
                   label: str = "networks") -> list[list[float]]:  # fmt: skip
     """Whole-network latencies (median ms) of ``archs``, timed as the table's entries are; with ``times`` > 1,
@@ -392,7 +384,7 @@ def build_table(space: SearchSpace, protocol: Protocol, fit_archs: int = 60, see
 
     log = log or _LOG.info
     t0 = time.perf_counter()
-    table = LatencyTable(asdict_space(space), protocol, fingerprint(protocol))
+    table = LatencyTable(space.record(), protocol, fingerprint(protocol))
     keys = list(_fixed_keys(space, protocol))
     size = protocol.img_size // space.stem_stride
     for stage, width in enumerate(space.widths):

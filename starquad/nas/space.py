@@ -110,6 +110,11 @@ class SearchSpace:
         if len(set(names)) != len(names):
             raise ConfigError(f"space {self.name}: candidates repeat: {names}")
 
+    def record(self) -> dict[str, Any]:
+        """The skeleton as JSON-able data (what :func:`from_record` reads back)."""
+        return {"name": self.name, "widths": list(self.widths), "layers": list(self.layers),
+                "stem_stride": self.stem_stride}  # fmt: skip
+
     @property
     def num_layers(self) -> int:
         return sum(self.layers)
@@ -156,6 +161,12 @@ def get_space(name: str, **overrides: Any) -> SearchSpace:
         return dataclasses.replace(SPACES[name], **overrides)
     except TypeError as e:
         raise ConfigError(f"search space '{name}': {e}") from None
+
+
+def from_record(name: str, record: dict[str, Any]) -> SearchSpace:
+    """Space ``name`` with the skeleton of a stored record (``widths``, ``layers``, ``stem_stride``)."""
+    return get_space(name, widths=tuple(record["widths"]), layers=tuple(record["layers"]),
+                     stem_stride=record["stem_stride"])  # fmt: skip
 
 
 def random_arch(space: SearchSpace, rng: random.Random) -> list[int]:
@@ -231,8 +242,8 @@ def save_arch(path: str | os.PathLike, space: SearchSpace, arch: Sequence[int]) 
     from starquad.io import atomic_write
 
     arch = space.check(arch)
-    record = {"space": space.name, "widths": list(space.widths), "layers": list(space.layers),
-              "stem_stride": space.stem_stride, "arch": arch,
+    skeleton_record = space.record()
+    record = {"space": skeleton_record.pop("name"), **skeleton_record, "arch": arch,
               "ops": [space.candidates[i].name for i in arch]}  # fmt: skip
     return atomic_write(path, json.dumps(record, indent=2) + "\n")
 
@@ -242,8 +253,7 @@ def load_arch(path: str | os.PathLike) -> tuple[SearchSpace, list[int]]:
     path = Path(path)
     try:
         record = json.loads(path.read_text())
-        space = get_space(record["space"], widths=tuple(record["widths"]), layers=tuple(record["layers"]),
-                          stem_stride=record["stem_stride"])  # fmt: skip
+        space = from_record(record["space"], record)
         arch = space.check(record["arch"])
     except FileNotFoundError:
         raise ConfigError(f"{path}: architecture file not found") from None

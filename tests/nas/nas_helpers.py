@@ -9,8 +9,7 @@ SPACE = get_space("quadranet", layers=(1, 1, 2, 1))
 def synthetic_table(space=SPACE) -> LatencyTable:
     """A table of ``space`` with entries 1, 2, 3, … ms in key order (skips 0): easy sums, no timing."""
     protocol = Protocol()
-    table = LatencyTable({"name": space.name, "widths": list(space.widths), "layers": list(space.layers),
-                          "stem_stride": space.stem_stride}, protocol, fingerprint(protocol))  # fmt: skip
+    table = LatencyTable(space.record(), protocol, fingerprint(protocol))
     keys = list(table.fixed_keys(space))
     size = protocol.img_size // space.stem_stride
     for stage, width in enumerate(space.widths):
