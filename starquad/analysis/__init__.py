@@ -9,6 +9,8 @@ from starquad.analysis import (  # noqa: F401  (each registers its report sectio
     moons,
     nas,
     quadranet,
+    quadratic,
+    xor,
 )
 from starquad.analysis.report import (
     Section,

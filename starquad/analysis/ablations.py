@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from starquad.analysis.fmnist import budget_for, fmnist_top1, mean_std, seeds_for
 from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.stats import paired_claim
 
 __all__ = ["PAPER_TABLE7", "PAPER_TABLE9"]
 
@@ -62,9 +63,20 @@ def ablations_section(ctx: SectionContext) -> SectionResult:
     late_enough = abs(late_star - all_star) <= max(2 * spread, 0.3)
     best_placement = max(t9, key=lambda k: t9[k]["mean"])
     none_worst = min(t9, key=lambda k: t9[k]["mean"]) == "none"
+    claims = [
+        paired_claim("all-star beats all-sum (Table 7)", t7["star,star,star,star"]["top1"],
+                     t7["sum,sum,sum,sum"]["top1"], labels=("star×4", "sum×4"), paper="78.4 − 75.3 = +3.1"),
+        paired_claim("star in stages 3–4 only matches all-star (Table 7)", t7["sum,sum,star,star"]["top1"],
+                     t7["star,star,star,star"]["top1"], "similar", labels=("sum,sum,star,star", "star×4"),
+                     paper="78.4 vs 78.4"),
+        *[paired_claim(f"activation on one branch beats '{k}' (Table 9)", t9["one"]["top1"], t9[k]["top1"],
+                       labels=("one", k), paper=f"{PAPER_TABLE9['one'] - PAPER_TABLE9[k]:+.1f}")
+          for k in ("none", "both", "after")],
+    ]  # fmt: skip
     md += [
         "",
-        f"**Claims:** all-star beats all-sum {'(held' if star_beats_sum else '(NOT held'}: "
+        f"**Claims:** all-star beats all-sum in the mean {'(yes' if star_beats_sum else '(no'}; "
+        f"verdict {claims[0]['verdict']}: "
         f"{all_star:.2f} vs {all_sum:.2f}; paper 78.4 vs 75.3). Star in stages 3–4 only "
         f"{'matches' if late_enough else 'does not match'} all-star within the seed spread "
         f"({late_star:.2f} vs {all_star:.2f}; paper: equal). Best activation placement here: '{best_placement}' "
@@ -73,4 +85,4 @@ def ablations_section(ctx: SectionContext) -> SectionResult:
     ]
     results = {"fusion_per_stage": t7, "act_placement": t9, "paper_table7": PAPER_TABLE7, "paper_table9": PAPER_TABLE9,
                "budget": budget.__dict__, "model": MODEL, "model_kwargs": BASE_KWARGS}  # fmt: skip
-    return SectionResult(results, "\n".join(md))
+    return SectionResult(results, "\n".join(md), claims=claims)

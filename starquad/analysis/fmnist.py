@@ -2,23 +2,32 @@
 
 Each call trains one model on a stratified subset of the training split with a fixed short recipe and
 returns its final test top-1 (the last epoch's, not the best one: choosing the best epoch on the test set
-would flatter every variant). Runs write into a temporary folder that is removed afterwards.
+would flatter every variant). The training itself writes into a temporary folder that is removed afterwards;
+what it found is **kept** in ``OUT/runs/`` (one small JSON per run, written atomically) under a key made of the
+whole training configuration and a fingerprint of the code that trains (``starquad/{ops,models,data,train}``).
+A report run that is interrupted and started again with the same arguments therefore retrains nothing it
+already finished, and gets the same numbers; a code change in those packages retrains everything.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
+import hashlib
+import json
 import logging
 import statistics
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starquad.analysis.report import SectionContext
 
-__all__ = ["FmnistBudget", "budget_for", "fmnist_top1", "mean_std", "seeds_for"]
+__all__ = ["FmnistBudget", "budget_for", "code_fingerprint", "fmnist_run", "fmnist_top1", "mean_std", "seeds_for"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -47,29 +56,69 @@ def seeds_for(ctx: SectionContext, budget: FmnistBudget) -> list[int]:
     return list(range(ctx.seed, ctx.seed + budget.seeds))
 
 
-def fmnist_top1(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], seed: int, budget: FmnistBudget,
-                **overrides: Any) -> float:  # fmt: skip
-    """Train ``model`` (with ``model_kwargs``) on Fashion-MNIST at 28² and return the final test top-1 (%)."""
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of the source that decides a training's outcome (``starquad/{ops,models,data,train}``)."""
+    import starquad
+
+    root = Path(starquad.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(p for pkg in ("ops", "models", "data", "train") for p in (root / pkg).rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fmnist_run(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], seed: int, budget: FmnistBudget,
+               **overrides: Any) -> dict[str, Any]:  # fmt: skip
+    """Train ``model`` (with ``model_kwargs``) on Fashion-MNIST at 28² (or kept from an earlier run).
+
+    Returns:
+        ``top1`` (final test top-1, %), ``seconds`` (whole training), ``epoch_seconds`` (one per epoch),
+        ``kept`` (True when it came from ``OUT/runs/`` instead of being trained now).
+    """
     import torch
 
+    from starquad.io import atomic_write
     from starquad.train import TrainConfig, train
 
-    threads = torch.get_num_threads()
+    cfg = TrainConfig(
+        model=model, model_kwargs=dict(model_kwargs), data="fashion-mnist",
+        data_dir=str(ctx.data_dir) if ctx.data_dir else None, img_size=28, subset=budget.subset,
+        eval_subset=budget.eval_subset, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
+        weight_decay=0.05, warmup_epochs=0, min_lr=1e-5, smoothing=0.1, scale=(0.9, 1.0), ratio=(0.9, 1.1),
+        color_jitter=0.0, channels_last=True, seed=seed, output="", threads=torch.get_num_threads(),
+        log_interval=10**6,
+    )  # fmt: skip
+    cfg = dataclasses.replace(cfg, **overrides)
+    key = json.dumps({"config": dataclasses.asdict(cfg), "code": code_fingerprint()}, sort_keys=True, default=str)
+    kept = ctx.out_dir / "runs" / f"{model}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    label = f"{model} {model_kwargs or ''} seed {seed}".replace("  ", " ")
+    if kept.is_file():
+        try:
+            record = json.loads(kept.read_text())
+            if record.get("key") == key:
+                _LOG.info(f"  {label}: top-1 {record['result']['top1']:.2f}% (kept from an earlier run: {kept.name})")
+                return {**record["result"], "kept": True}
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged record is trained again and overwritten
+        _LOG.warning(f"  {kept} is not a usable kept run; training it again")
     with tempfile.TemporaryDirectory(prefix="starquad-report-") as tmp:
-        cfg = TrainConfig(
-            model=model, model_kwargs=dict(model_kwargs), data="fashion-mnist",
-            data_dir=str(ctx.data_dir) if ctx.data_dir else None, img_size=28, subset=budget.subset,
-            eval_subset=budget.eval_subset, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
-            weight_decay=0.05, warmup_epochs=0, min_lr=1e-5, smoothing=0.1, scale=(0.9, 1.0), ratio=(0.9, 1.1),
-            color_jitter=0.0, channels_last=True, seed=seed, output=tmp, threads=threads, log_interval=10**6,
-        )  # fmt: skip
-        cfg = dataclasses.replace(cfg, **overrides)
-        label = f"{model} {model_kwargs or ''} seed {seed}".replace("  ", " ")
         _LOG.info(f"  training {label}: {budget.subset} images × {cfg.epochs} epochs ...")
         start = time.perf_counter()
-        result = train(cfg, log=lambda m: _LOG.debug(f"  [{label}] {m}"))  # epochs with -v
-    _LOG.info(f"  {label}: top-1 {result['top1']:.2f}% in {time.perf_counter() - start:.0f} s")
-    return float(result["top1"])
+        result = train(dataclasses.replace(cfg, output=tmp), log=lambda m: _LOG.debug(f"  [{label}] {m}"))
+        seconds = time.perf_counter() - start
+        with open(Path(result["output"]) / "summary.csv", newline="") as f:
+            epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
+    out = {"top1": float(result["top1"]), "seconds": seconds, "epoch_seconds": epoch_seconds}
+    atomic_write(kept, json.dumps({"key": key, "result": out}, indent=1) + "\n")
+    _LOG.info(f"  {label}: top-1 {out['top1']:.2f}% in {seconds:.0f} s")
+    return {**out, "kept": False}
+
+
+def fmnist_top1(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], seed: int, budget: FmnistBudget,
+                **overrides: Any) -> float:  # fmt: skip
+    """The final test top-1 (%) of :func:`fmnist_run`."""
+    return fmnist_run(ctx, model, model_kwargs, seed, budget, **overrides)["top1"]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -54,3 +54,93 @@ def latency_section(ctx: SectionContext) -> SectionResult:
     ]
     results = {"rows": rows, "protocol": dataclasses.asdict(cfg), "faster_and_at_least_as_accurate": faster_and_better}
     return SectionResult(results, "\n".join(md), figures=[fig])
+
+
+STAR_LATENCY_MODELS = ("starnet_s1", "starnet_s2", "starnet_s3", "starnet_s4")
+PAPER_TABLE8_CPU = {"starnet_s4": {"star": 9.4, "sum": 8.4}}  # ms; GPU and iPhone: no difference
+
+
+def _available_backends() -> tuple[list[str], dict[str, str]]:
+    from starquad.bench.backends import BACKENDS
+
+    ok, missing = [], {}
+    for b in BACKENDS:
+        if b == "openvino":
+            try:
+                import openvino  # noqa: F401
+            except ImportError:
+                missing[b] = "not installed (pip install 'starquad[openvino]')"
+                continue
+        ok.append(b)
+    return ok, missing
+
+
+@register_section("star_latency", "Star vs sum latency on every backend (StarNet Table 8 analog)", order=62)
+def star_latency_section(ctx: SectionContext) -> SectionResult:
+    """StarNet S1–S4 with star fusion and the same networks with every star replaced by a sum, on every latency
+    backend of this install, all timed in one interleaved run (:func:`starquad.bench.latency.time_interleaved`):
+    rounds visit every (model, fusion, backend) in a fresh random order, so the star/sum ratio of a model on a
+    backend compares timings taken side by side. Batch 1, 224², the report's torch threads."""
+    import statistics
+
+    import torch
+
+    from starquad.bench.backends import BACKEND_TABLE, deployable, make_runner
+    from starquad.bench.latency import time_interleaved
+    from starquad.models import create_model
+    from starquad.runtime import torch_threads
+    from starquad.stats import paired_claim
+
+    threads = torch.get_num_threads()
+    backends, missing = _available_backends()
+    models = STAR_LATENCY_MODELS
+    rounds, runs = (10, 40) if ctx.full else (5, 10)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(ctx.seed))
+    items, runners = [], []
+    with torch_threads(threads):
+        for name in models:
+            for fusion in ("star", "sum"):
+                torch.manual_seed(ctx.seed)
+                model = create_model(name, fusion=fusion).eval()
+                onnx = None  # one export serves every ONNX runtime (the same inference form for all of them)
+                for backend in backends:
+                    if BACKEND_TABLE[backend].onnx:
+                        onnx = onnx or deployable(model, backend, x)
+                    items.append((name, fusion, backend))
+                    runners.append(make_runner(onnx if BACKEND_TABLE[backend].onnx else model, backend, x, threads))
+        timed = time_interleaved(runners, rounds=rounds, warmup=3, runs=runs, seed=ctx.seed, label="star vs sum")
+    by = {item: t for item, t in zip(items, timed, strict=True)}
+    rows, claims = [], []
+    for backend in backends:
+        for name in models:
+            star, plain = by[(name, "star", backend)], by[(name, "sum", backend)]
+            rows.append({"backend": backend, "model": name, "star_ms": star["ms"], "sum_ms": plain["ms"],
+                         "star_over_sum": star["ms"] / plain["ms"],
+                         "paper_cpu_star_over_sum": (PAPER_TABLE8_CPU[name]["star"] / PAPER_TABLE8_CPU[name]["sum"]
+                                                     if name in PAPER_TABLE8_CPU else None)})  # fmt: skip
+        s4 = models[-1]
+        claims.append(paired_claim(f"star costs extra CPU latency over sum ({s4}, {backend}; ms per round)",
+                                   by[(s4, "star", backend)]["round_ms"], by[(s4, "sum", backend)]["round_ms"],
+                                   labels=("star", "sum"), paper="9.4 vs 8.4 ms (+1.0)"))  # fmt: skip
+    geo = {b: statistics.geometric_mean(r["star_over_sum"] for r in rows if r["backend"] == b) for b in backends}
+    md = [
+        f"StarNet S1–S4 and the same networks with every star replaced by a sum, batch 1, 224², {threads} threads, "
+        f"on {', '.join(backends)}{' (' + '; '.join(f'{b}: {w}' for b, w in missing.items()) + ')' if missing else ''}"
+        f". All {len(runners)} (model, fusion, backend) runners timed in one run: {rounds} interleaved rounds of "
+        f"{runs} timed calls after 3 warm-up, in a fresh random order each round; the figure is the median of all "
+        "calls. The paper's Table 8 (CPU): S4 star 9.4 ms vs sum 8.4 ms (×1.12); no difference on GPU or iPhone.",
+        "",
+        "| backend | model | star (ms) | sum (ms) | star / sum | paper CPU star / sum |",
+        "|---|---|---|---|---|---|",
+        *[f"| {r['backend']} | {r['model']} | {r['star_ms']:.2f} | {r['sum_ms']:.2f} | {r['star_over_sum']:.3f} | "
+          + (f"{r['paper_cpu_star_over_sum']:.3f}" if r["paper_cpu_star_over_sum"] else "–") + " |" for r in rows],
+        "",
+        "**Claims:** star / sum latency (geometric mean over S1–S4): "
+        + ", ".join(f"{b} ×{g:.3f}" for b, g in geo.items())
+        + f" (paper CPU ×{9.4 / 8.4:.3f} for S4). Paired over rounds, S4 star slower than sum: "
+        + ", ".join(f"{b} {c['verdict']}" for b, c in zip(backends, claims, strict=True)) + ".",
+    ]  # fmt: skip
+    results = {"rows": rows, "star_over_sum_geomean": geo, "backends": backends, "missing_backends": missing,
+               "protocol": {"rounds": rounds, "runs": runs, "warmup": 3, "threads": threads, "batch": 1,
+                            "img_size": 224}}  # fmt: skip
+    return SectionResult(results, "\n".join(md), claims=claims)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starquad.analysis.fmnist import budget_for, fmnist_top1, mean_std, seeds_for
 from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.stats import paired_claim
 
 __all__ = ["BLOCK_STUDY_FULL", "BLOCK_STUDY_QUICK", "SMALL"]
 
@@ -41,6 +42,9 @@ def quadranet_section(ctx: SectionContext) -> SectionResult:
     train_speedup = quadra.get("train_speedup_vs_hor")
     q, h = stats["quadranet_t25"], stats["hornet_t"]
     similar = abs(q["mean"] - h["mean"]) <= max(2 * max(q["std"], h["std"]), 0.5)
+    claims = [paired_claim("QuadraNet's accuracy similar to HorNet's at matched size", acc["quadranet_t25"],
+                           acc["hornet_t"], "similar", labels=("QuadraNet", "HorNet"), margin=1.0,
+                           paper="similar accuracy")]  # fmt: skip
     md = [
         f"**Accuracy at matched size** (both: base width {SMALL['base_dim']}, depths {SMALL['depths']}; "
         f"{budget.subset} Fashion-MNIST images, {budget.epochs} epochs, {len(seeds)} seeds):",
@@ -55,7 +59,9 @@ def quadranet_section(ctx: SectionContext) -> SectionResult:
         "",
         format_block_study(rows, cfg),
         "",
-        f"**Claims:** accuracy {'similar' if similar else 'NOT similar'} ({q['mean']:.2f} vs {h['mean']:.2f}); "
+        f"**Claims:** accuracy {'similar' if similar else 'NOT similar'} in the mean "
+        f"({q['mean']:.2f} vs {h['mean']:.2f}; "
+        f"paired verdict within ±1 point: {claims[0]['verdict']}); "
         f"activation memory per block {mem_saving:.0f}% below HorBlock with the memory-efficient quadratic operator "
         f"(paper: ~30% less footprint); training step {train_speedup:.2f}× HorBlock's speed on this CPU "
         "(paper: up to 1.5× throughput, on GPU).",
@@ -63,4 +69,4 @@ def quadranet_section(ctx: SectionContext) -> SectionResult:
     results = {"top1": acc, "top1_stats": stats, "params": params, "block_study": rows,
                "memory_saving_vs_hor_pct": mem_saving, "train_speedup_vs_hor": train_speedup, "model_kwargs": SMALL,
                "budget": budget.__dict__}  # fmt: skip
-    return SectionResult(results, "\n".join(md))
+    return SectionResult(results, "\n".join(md), claims=claims)

@@ -24,6 +24,7 @@ import torch
 from starquad.errors import ConfigError
 from starquad.io import atomic_write
 from starquad.runtime import progress
+from starquad.stats import METHOD, verdict_table
 
 __all__ = [
     "Section",
@@ -53,11 +54,13 @@ class SectionContext:
 
 @dataclass
 class SectionResult:
-    """A section's output: JSON-able numbers, a Markdown body, and the PNG figures it wrote."""
+    """A section's output: JSON-able numbers, a Markdown body, the PNG figures it wrote, and its verdicts on the
+    papers' claims (dicts from :func:`starquad.stats.paired_claim`)."""
 
     results: dict[str, Any]
     markdown: str
     figures: list[Path] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,21 @@ def _render(meta: dict[str, Any], records: dict[str, dict[str, Any]], bodies: di
         "|---|---|---|",
     ]
     lines += [f"| [{n}](#{n}) | {r['status']} | {r['seconds']:.1f} |" for n, r in records.items()]
+    claims = [dict(c, section=f"[{n}](#{n})") for n, body in bodies.items() for c in body.claims]
+    if claims:
+        lines += ["", "## Verdicts", "", f"Each claim from runs paired by seed ({METHOD}; a − b in the claim's "
+                  "unit, mostly top-1 points). *held*: the interval excludes 0 in the paper's direction; "
+                  "*contradicted*: it excludes 0 the other way; *not resolved at this scale*: it contains 0 "
+                  "(for ≈ claims: inside / wholly outside / straddling ± the stated margin).", "",
+                  verdict_table(claims)]  # fmt: skip
     for name, rec in records.items():
         lines += ["", f'<a id="{name}"></a>', f"## {rec['title']}", ""]
         if rec["status"] == "ok":
             body = bodies[name]
             lines.append(body.markdown.rstrip())
+            if body.claims:
+                lines += ["", "**Verdicts** (paired by seed, 95% t interval):", "",
+                          verdict_table(body.claims, section=name)]  # fmt: skip
             lines += [f"\n![{name}: {fig.stem}]({fig.name})" for fig in body.figures]
         else:
             lines += [f"**FAILED**: `{rec['error']}`", "", "<details><summary>traceback</summary>", "", "```"]
@@ -181,7 +194,7 @@ def run_reproduce(
             body = section.run(ctx)
             rec = {"status": "ok"}
             bodies[name] = body
-            results[name] = {"status": "ok", **body.results}
+            results[name] = {"status": "ok", **body.results, "claims": body.claims}
         except Exception as e:  # a failing section is reported; the others still run
             rec = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
             results[name] = {"status": "failed", "error": rec["error"]}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-__all__ = ["BUSY_SPREAD", "LatencyStats", "sample_call", "summarize", "time_call", "time_forward"]
+__all__ = ["BUSY_SPREAD", "LatencyStats", "sample_call", "summarize", "time_call", "time_forward", "time_interleaved"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -68,6 +70,60 @@ def summarize(times: list[float], label: str = "", warn_busy: bool = True) -> La
 def time_call(fn: Callable[[], object], warmup: int = 10, runs: int = 50, label: str = "") -> LatencyStats:
     """Time ``fn()``: ``warmup`` untimed calls, then ``runs`` timed ones; :func:`summarize` of them."""
     return summarize(sample_call(fn, warmup, runs), label)
+
+
+def time_interleaved(runners: Sequence[Callable[[], object]], rounds: int = 10, warmup: int = 5, runs: int = 40,
+                     cv_limit: float | None = None, retries: int = 0, seed: int = 0,
+                     label: str = "timing") -> list[dict[str, Any]]:  # fmt: skip
+    """Time several callables against each other in interleaved rounds.
+
+    Each round visits every runner once, in a fresh random order, with ``warmup`` untimed and ``runs`` timed
+    calls. Slow drift of a shared machine (other work, clock changes) then falls on every runner alike instead of
+    on whichever was timed during it, so ratios between runners stay fair. With ``cv_limit``, a runner whose
+    round medians vary more than that (coefficient of variation) gets ``rounds`` more rounds, up to ``retries``
+    times.
+
+    Returns:
+        Per runner: ``ms`` (median of all timed calls), ``cv`` (of the calls), ``round_cv`` (of the round
+        medians), ``round_ms`` (the median of each of its rounds, in round order: the first ``rounds`` are
+        shared by all runners, so runner i's and j's k-th round medians form a pair) and ``runs``.
+    """
+    from starquad.runtime import progress
+
+    rng = random.Random(seed)
+    samples: list[list[float]] = [[] for _ in runners]
+    medians: list[list[float]] = [[] for _ in runners]
+
+    def one_pass(items: list[int], tag: str) -> None:
+        for _ in progress(range(rounds), tag, rounds):
+            rng.shuffle(items)
+            for i in items:
+                times = sample_call(runners[i], warmup, runs)
+                samples[i] += times
+                medians[i].append(statistics.median(times))
+
+    def round_cv(i: int) -> float:
+        m = medians[i]
+        return statistics.stdev(m) / statistics.fmean(m) if len(m) > 1 else 0.0
+
+    one_pass(list(range(len(runners))), f"{label}: time")
+    for attempt in range(retries if cv_limit is not None else 0):
+        noisy = [i for i in range(len(runners)) if round_cv(i) > cv_limit]
+        if not noisy:
+            break
+        _LOG.info(f"{label}: {len(noisy)} of {len(runners)} above the round-to-round CV limit {cv_limit}; "
+                  f"{rounds} more rounds for them")  # fmt: skip
+        one_pass(noisy, f"{label}: re-time {attempt + 1}")
+    out, busy = [], 0
+    for i in range(len(runners)):
+        stats = summarize(samples[i], warn_busy=False)
+        busy += stats.spread > BUSY_SPREAD
+        out.append({"ms": stats.median_ms, "cv": stats.cv, "round_cv": round_cv(i), "round_ms": medians[i],
+                    "runs": stats.runs})  # fmt: skip
+    if busy:
+        _LOG.warning(f"{label}: {busy} of {len(runners)} items had p90/p10 above {BUSY_SPREAD} — the machine looks "
+                     "busy; the interleaved rounds spread that over all items, but re-run when it is idle")  # fmt: skip
+    return out
 
 
 @torch.inference_mode()

@@ -5,7 +5,8 @@ Every block is the ConvNeXt / HorNet / QuadraNet layout
     x = x + DropPath(γ₁ · mixer(LN_cf(x)))        (skipped for SkipBlock)
     x = x + DropPath(γ₂ · MLP(LN_cl(x)))           MLP = Linear(d → 4d) → GELU → Linear(4d → d)
 
-with LayerNorm eps 1e-6 and layer scale γ initialised to 1e-6. The norms, the MLP half
+with LayerNorm eps 1e-6 and layer scale γ initialised to 1e-6. ``channel_mixer='quadratic'`` makes the
+MLP's two 1×1 layers quadratic neurons too (:class:`QuadraticMlp`, QuadraNet Table V). The norms, the MLP half
 (:class:`starquad.ops.lean.NormMlp`, memory-lean by default) and the layer scales are the same code
 for every block type, so a comparison between block types isolates the spatial mixer:
 
@@ -28,11 +29,30 @@ from timm.layers import DropPath, LayerNorm2d
 from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
 
 from starquad.errors import ConfigError
-from starquad.ops import GnConv, NormMlp, QuadraticConv2d, StarConv2d
+from starquad.ops import GnConv, NormMlp, QuadraticConv2d, QuadraticLinear, StarConv2d
 
-__all__ = ["BLOCK_TYPES", "MixerBlock", "WindowAttention2d", "create_mixer"]
+__all__ = ["BLOCK_TYPES", "CHANNEL_MIXERS", "MixerBlock", "QuadraticMlp", "WindowAttention2d", "create_mixer"]
 
 BLOCK_TYPES = ("quadra", "hor", "conv", "star", "skip", "swin")
+CHANNEL_MIXERS = ("linear", "quadratic")
+
+
+class QuadraticMlp(nn.Module):
+    """The MLP half with quadratic neurons in the channel mixer: ``γ ⊙ Q₂(GELU(Q₁(LN(x))))``, each ``Q`` a
+    :class:`~starquad.ops.QuadraticLinear` (3× the weights of a linear 1×1 layer). Same interface as
+    :class:`~starquad.ops.NormMlp`: ``(N, C, H, W)`` in and out, the residual add stays with the caller."""
+
+    def __init__(self, dim: int, mlp_ratio: float = 4.0, ls_init: float = 1e-6, eps: float = 1e-6):
+        super().__init__()
+        hidden = int(mlp_ratio * dim)
+        self.norm = nn.LayerNorm(dim, eps=eps)
+        self.fc1 = QuadraticLinear(dim, hidden)
+        self.fc2 = QuadraticLinear(hidden, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), float(ls_init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc2(F.gelu(self.fc1(self.norm(x.permute(0, 2, 3, 1)))))  # (N, C, H, W) -> (N, H, W, C)
+        return (y * self.gamma).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
 
 
 class WindowAttention2d(nn.Module):
@@ -87,12 +107,16 @@ class MixerBlock(nn.Module):
         drop_path: stochastic-depth rate of this block.
         ls_init: layer-scale initial value.
         lean: memory-lean MLP backward (:class:`~starquad.ops.lean.NormMlp`).
+        channel_mixer: ``'linear'`` (the MLP of 1×1 layers) or ``'quadratic'`` (:class:`QuadraticMlp`).
         **mixer_kwargs: ``kernel_size``, ``order``, ``memory_efficient``, ``window_size``, ``gn_scale``.
     """
 
     def __init__(self, dim: int, kind: str = "quadra", mlp_ratio: float = 4.0, drop_path: float = 0.0,
-                 ls_init: float = 1e-6, lean: bool = True, **mixer_kwargs: Any):  # fmt: skip
+                 ls_init: float = 1e-6, lean: bool = True, channel_mixer: str = "linear",
+                 **mixer_kwargs: Any):  # fmt: skip
         super().__init__()
+        if channel_mixer not in CHANNEL_MIXERS:
+            raise ConfigError(f"unknown channel_mixer '{channel_mixer}'; choose one of: {', '.join(CHANNEL_MIXERS)}")
         self.kind = kind
         mixer = create_mixer(kind, dim, **mixer_kwargs)
         if mixer is not None:
@@ -101,7 +125,8 @@ class MixerBlock(nn.Module):
             self.gamma1 = nn.Parameter(torch.full((dim,), float(ls_init)))
         else:
             self.mixer = None
-        self.mlp = NormMlp(dim, mlp_ratio, ls_init, lean=lean)
+        self.mlp = (NormMlp(dim, mlp_ratio, ls_init, lean=lean) if channel_mixer == "linear"
+                    else QuadraticMlp(dim, mlp_ratio, ls_init))  # fmt: skip
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

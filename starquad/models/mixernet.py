@@ -19,7 +19,7 @@ from timm.models._features import feature_take_indices
 from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
 from starquad.models.surface import ModelSurface
-from starquad.ops import QuadraticConv2d
+from starquad.ops import QuadraticConv2d, QuadraticLinear
 
 __all__ = ["MixerNet", "MixerStage", "convert_convnext_layout"]
 
@@ -55,7 +55,8 @@ class MixerNet(ModelSurface, nn.Module):
         base_dim: width ``C`` of the first stage; stage i has ``C · 2**i``.
         depths: blocks per stage.
         stage_block_kwargs: per-stage extra block arguments (HorNet: ``[{'order': 2}, …, {'order': 5}]``).
-        mlp_ratio, ls_init, lean, kernel_size, memory_efficient: passed to every block.
+        mlp_ratio, ls_init, lean, kernel_size, memory_efficient, channel_mixer: passed to every block
+            (``channel_mixer='quadratic'``: quadratic neurons in the MLP's 1×1 layers, QuadraNet Table V).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth, linear in ``[0, drop_path_rate]`` over all blocks.
         head_init_scale: scale of the classifier's initial weights (ConvNeXt lineage).
@@ -76,6 +77,7 @@ class MixerNet(ModelSurface, nn.Module):
         ls_init: float = 1e-6,
         lean: bool = True,
         memory_efficient: bool = True,
+        channel_mixer: str = "linear",
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         head_init_scale: float = 1.0,
@@ -93,7 +95,8 @@ class MixerNet(ModelSurface, nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(in_chans, base_dim, stem_stride, stride=stem_stride),
                                   LayerNorm2d(base_dim, eps=1e-6))  # fmt: skip
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))
-        common = dict(kind=block, mlp_ratio=mlp_ratio, ls_init=ls_init, lean=lean, kernel_size=kernel_size)
+        common = dict(kind=block, mlp_ratio=mlp_ratio, ls_init=ls_init, lean=lean, kernel_size=kernel_size,
+                      channel_mixer=channel_mixer)  # fmt: skip
         if block == "quadra":
             common["memory_efficient"] = memory_efficient
         stages, self.feature_info, prev = [], [], base_dim
@@ -121,7 +124,7 @@ class MixerNet(ModelSurface, nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Conv2d, nn.Linear, QuadraticConv2d)):
+        if isinstance(m, (nn.Conv2d, nn.Linear, QuadraticConv2d, QuadraticLinear)):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

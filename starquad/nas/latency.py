@@ -143,8 +143,10 @@ class LatencyTable:
 
     def entry(self, key: str) -> float:
         if key not in self.entries:
-            raise UnknownOpError(f"the latency table has no entry for '{key}' (space {self.space['name']}, "
-                                 f"{self.protocol.img_size}² input); rebuild it for this space and size")
+            raise UnknownOpError(
+                f"the latency table has no entry for '{key}' (space {self.space['name']}, "
+                f"{self.protocol.img_size}² input); rebuild it for this space and size"
+            )
         return self.entries[key]["ms"]
 
     def naive_ms(self, space: SearchSpace, arch: Sequence[int]) -> float:
@@ -306,45 +308,12 @@ def _runners(jobs: Sequence[Job], made: Sequence[Any], protocol: Protocol) -> li
             for j, d in zip(jobs, made, strict=True)]  # fmt: skip
 
 
-def _time_interleaved(runners: Sequence[Any], protocol: Protocol, label: str, seed: int = 0) -> list[dict[str, float]]:
-    """Time every runner in interleaved rounds (see the module docstring): per runner the median ms of all timed
-    calls, their CV (``cv``), the CV of the round medians (``round_cv``) and the number of timed calls."""
-    from starquad.bench.latency import BUSY_SPREAD, sample_call, summarize
-    from starquad.runtime import progress
+def _time_interleaved(runners: Sequence[Any], protocol: Protocol, label: str, seed: int = 0) -> list[dict[str, Any]]:
+    """:func:`starquad.bench.latency.time_interleaved` with the protocol's rounds, calls and re-timing rule."""
+    from starquad.bench.latency import time_interleaved
 
-    rng = random.Random(seed)
-    samples: list[list[float]] = [[] for _ in runners]
-    medians: list[list[float]] = [[] for _ in runners]
-
-    def rounds(items: list[int], tag: str) -> None:
-        for _ in progress(range(protocol.rounds), tag, protocol.rounds):
-            rng.shuffle(items)
-            for i in items:
-                times = sample_call(runners[i], protocol.warmup, protocol.runs)
-                samples[i] += times
-                medians[i].append(statistics.median(times))
-
-    def round_cv(i: int) -> float:
-        m = medians[i]
-        return statistics.stdev(m) / statistics.fmean(m) if len(m) > 1 else 0.0
-
-    rounds(list(range(len(runners))), f"{label}: time")
-    for attempt in range(protocol.retries):
-        noisy = [i for i in range(len(runners)) if round_cv(i) > protocol.cv_limit]
-        if not noisy:
-            break
-        _LOG.info(f"{label}: {len(noisy)} of {len(runners)} above the round-to-round CV limit "
-                  f"{protocol.cv_limit}; {protocol.rounds} more rounds for them")  # fmt: skip
-        rounds(noisy, f"{label}: re-time {attempt + 1}")
-    out, busy = [], 0
-    for i in range(len(runners)):
-        stats = summarize(samples[i], warn_busy=False)
-        busy += stats.spread > BUSY_SPREAD
-        out.append({"ms": stats.median_ms, "cv": stats.cv, "round_cv": round_cv(i), "runs": stats.runs})
-    if busy:
-        _LOG.warning(f"{label}: {busy} of {len(runners)} items had p90/p10 above {BUSY_SPREAD} — the machine looks "
-                     "busy; the interleaved rounds spread that over all items, but re-run when it is idle")  # fmt: skip
-    return out
+    return time_interleaved(runners, rounds=protocol.rounds, warmup=protocol.warmup, runs=protocol.runs,
+                            cv_limit=protocol.cv_limit, retries=protocol.retries, seed=seed, label=label)  # fmt: skip
 
 
 def measure_archs(space: SearchSpace, archs: Sequence[Sequence[int]], protocol: Protocol, times: int = 1,
@@ -481,8 +450,10 @@ def validate_table(table: LatencyTable, space: SearchSpace | None = None, n: int
               "archs": archs, "measured_ms": meas.tolist(), "retest_ms": retest.tolist(),
               "predicted_ms": pred.tolist(), "naive_ms": naive.tolist()}  # fmt: skip
     result["naive_within_10pct"], result["naive_mape"] = result["naive"]["within_10pct"], result["naive"]["mape"]
-    lines = [_summary(f"{space.name}, {n} networks", result, result["retest_spearman"]),
-             _summary("plain sum", result["naive"])]
+    lines = [
+        _summary(f"{space.name}, {n} networks", result, result["retest_spearman"]),
+        _summary("plain sum", result["naive"]),
+    ]
     if correction_from is not None:
         other = dataclasses.replace(table)
         other.set_correction(correction_from)
@@ -497,8 +468,10 @@ def validate_table(table: LatencyTable, space: SearchSpace | None = None, n: int
 
 def _summary(what: str, f: dict[str, Any], retest: float | None = None) -> str:
     tail = f" (test–retest {retest:.3f})" if retest is not None else ""
-    return (f"{what}: {100 * f['within_10pct']:.1f}% within ±10%, {100 * f['within_5pct']:.1f}% within ±5%, MAPE "
-            f"{100 * f['mape']:.1f}%, Spearman {f['spearman']:.3f}, Kendall {f['kendall']:.3f}{tail}")
+    return (
+        f"{what}: {100 * f['within_10pct']:.1f}% within ±10%, {100 * f['within_5pct']:.1f}% within ±5%, MAPE "
+        f"{100 * f['mape']:.1f}%, Spearman {f['spearman']:.3f}, Kendall {f['kendall']:.3f}{tail}"
+    )
 
 
 def plot_validation(result: dict[str, Any], path: str | os.PathLike) -> None:

@@ -9,7 +9,8 @@ from starquad.analysis.moons import _moons, _predict, train_demonet_2d
 
 
 def test_every_issue_section_is_registered():
-    assert set(list_sections()) >= {"implicit", "moons", "demonet", "ablations", "quadranet", "latency", "nas"}
+    assert set(list_sections()) >= {"implicit", "moons", "demonet", "ablations", "quadranet", "latency", "nas", "xor",
+                                    "quadratic_gain", "kernel_size", "placement", "star_latency"}
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 8])
@@ -80,3 +81,89 @@ def test_quadranet_and_latency_sections_end_to_end(tmp_path, tiny_budget, monkey
     assert [r["model"] for r in lat["rows"]] == ["starnet_s050", "mobileone_s0"]
     assert lat["rows"][0]["paper_cpu_ms"] == 1.3 and lat["rows"][1]["paper_cpu_ms"] == 2.2
     assert (tmp_path / "latency_accuracy_vs_latency.png").stat().st_size > 1000
+
+
+def test_xor_one_quadratic_neuron_separates_what_a_perceptron_cannot(tmp_path):
+    results = run_reproduce(tmp_path, sections=["xor"], log=lambda m: None)["xor"]
+    assert results["status"] == "ok", results.get("error")
+    acc = results["mean_test_acc"]
+    assert acc["quadratic neuron"] >= 95 and acc["MLP 2-10-1"] >= 95 and acc["perceptron"] <= 70
+    assert results["params"] == {"quadratic neuron": 9, "perceptron": 3, "MLP 2-10-1": 41}
+    assert results["claims"][0]["verdict"] == "held"
+    assert (tmp_path / "xor_boundaries.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_quadratic_sections_share_runs_and_report_verdicts(tmp_path, tiny_budget):
+    results = run_reproduce(tmp_path, sections=["quadratic_gain", "kernel_size", "placement"], log=lambda m: None)
+    for name in ("quadratic_gain", "kernel_size", "placement"):
+        assert results[name]["status"] == "ok", results[name].get("error")
+        assert results[name]["claims"] and all(c["n"] == 2 for c in results[name]["claims"])
+    gain, kernels, place = results["quadratic_gain"], results["kernel_size"], results["placement"]
+    base = place["runs"]["spatial only"]["top1"]
+    # the base QuadraNet is one network: trained once per seed, the same numbers in all three sections
+    assert kernels["runs"]["7"]["top1"] == base
+    assert next(r for r in gain["rows"] if r["value"] == 16)["runs"]["quadratic"]["top1"] == base
+    variants = {"w8q", "w8l", "w16q", "w16l", "d1111q", "d1111l", "k3", "k5", "k9", "channel", "both"}
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2 * len(variants)  # 2 seeds each, nothing twice
+    # quadratic channel mixers cost far more parameters than the quadratic spatial mixer
+    lin = place["runs"]["linear (none)"]["params_m"]
+    assert place["runs"]["spatial only"]["params_m"] < 1.2 * lin < place["runs"]["channel only"]["params_m"]
+    assert "**Verdicts**" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_interrupted_report_resumes_with_the_same_numbers(tmp_path, tiny_budget, monkeypatch):
+    """Kill a section in its third training; run it again: the two finished trainings are kept, the rest
+    trained, and the numbers equal those of a run that was never interrupted."""
+    import starquad.train as train_pkg
+
+    real_train, calls, interrupted = train_pkg.train, [], []
+
+    def train(cfg, *args, **kwargs):
+        calls.append(cfg.model_kwargs)
+        if len(calls) == 3 and not interrupted:
+            interrupted.append(cfg.model_kwargs)
+            raise KeyboardInterrupt  # the user's Ctrl-C, mid-section (once)
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(train_pkg, "train", train)
+    with pytest.raises(KeyboardInterrupt):
+        run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None)
+    assert len(list((tmp_path / "cut" / "runs").glob("*.json"))) == 2
+    calls.clear()
+    resumed = run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None)["placement"]
+    assert resumed["status"] == "ok", resumed.get("error")
+    assert len(calls) == 8 - 2  # 4 variants × 2 seeds, less the 2 kept (the interrupted one is trained again)
+    monkeypatch.setattr(train_pkg, "train", real_train)
+    whole = run_reproduce(tmp_path / "whole", sections=["placement"], log=lambda m: None)["placement"]
+    assert {k: v["top1"] for k, v in resumed["runs"].items()} == {k: v["top1"] for k, v in whole["runs"].items()}
+
+
+def test_a_damaged_kept_run_is_trained_again(tmp_path, monkeypatch):
+    from starquad.analysis.report import SectionContext
+
+    tiny = fmnist.FmnistBudget(subset=200, eval_subset=100, epochs=1, seeds=1, batch_size=50)
+    ctx = SectionContext(out_dir=tmp_path)
+    first = fmnist.fmnist_run(ctx, "starnet_s050", {"stem_stride": 1, "stem_chs": 16}, 0, tiny)
+    kept = next((tmp_path / "runs").glob("*.json"))
+    again = fmnist.fmnist_run(ctx, "starnet_s050", {"stem_stride": 1, "stem_chs": 16}, 0, tiny)
+    assert not first["kept"] and again["kept"] and again["top1"] == first["top1"]
+    kept.write_text(kept.read_text()[:40])  # truncated
+    redone = fmnist.fmnist_run(ctx, "starnet_s050", {"stem_stride": 1, "stem_chs": 16}, 0, tiny)
+    assert not redone["kept"] and redone["top1"] == first["top1"]
+
+
+@pytest.mark.slow
+def test_star_latency_pairs_star_and_sum_on_each_backend(tmp_path, monkeypatch):
+    from starquad.analysis import latency
+
+    monkeypatch.setattr(latency, "STAR_LATENCY_MODELS", ("starnet_s050",))
+    monkeypatch.setattr(latency, "_available_backends", lambda: (["eager", "onnxruntime"], {"openvino": "skipped"}))
+    results = run_reproduce(tmp_path, sections=["star_latency"], log=lambda m: None)["star_latency"]
+    assert results["status"] == "ok", results.get("error")
+    assert [(r["backend"], r["model"]) for r in results["rows"]] == [("eager", "starnet_s050"),
+                                                                     ("onnxruntime", "starnet_s050")]
+    for r in results["rows"]:
+        assert r["star_ms"] > 0 and r["sum_ms"] > 0 and r["star_over_sum"] == r["star_ms"] / r["sum_ms"]
+    assert [c["n"] for c in results["claims"]] == [5, 5]  # one pair per interleaved round

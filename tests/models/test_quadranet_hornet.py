@@ -182,3 +182,26 @@ def test_params_and_macs_match_the_spec(name):
     params, macs = SPEC_SIZES[name]
     assert _agrees(counts.params / 1e6, params), counts.params
     assert _agrees(counts.macs / 1e9, macs), counts.macs
+
+
+def test_quadratic_channel_mixer_is_the_low_rank_quadratic_neuron():
+    from starquad.models.blocks import QuadraticMlp
+
+    torch.manual_seed(0)
+    mlp = QuadraticMlp(8, mlp_ratio=2, ls_init=0.5)
+    x = torch.randn(2, 8, 5, 5)
+    rows = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (8,), mlp.norm.weight, mlp.norm.bias, 1e-6)
+
+    def quad(layer, v):  # (W_a v + b_a) ⊙ (W_b v + b_b) + W_c v + b_c, written out
+        wa, wb, wc = layer.weight.chunk(3)
+        ba, bb, bc = layer.bias.chunk(3)
+        return (v @ wa.T + ba) * (v @ wb.T + bb) + v @ wc.T + bc
+
+    ref = (quad(mlp.fc2, torch.nn.functional.gelu(quad(mlp.fc1, rows))) * 0.5).permute(0, 3, 1, 2)
+    torch.testing.assert_close(mlp(x), ref, rtol=1e-5, atol=1e-6)
+    # 3× the MLP's weights; the spatial mixer is unchanged
+    lin, qua = MixerBlock(8, "conv", mlp_ratio=2), MixerBlock(8, "conv", mlp_ratio=2, channel_mixer="quadratic")
+    n_mlp = lambda b: sum(p.numel() for p in b.mlp.parameters() if p.ndim == 2)  # noqa: E731
+    assert n_mlp(qua) == 3 * n_mlp(lin)
+    with pytest.raises(starquad.ConfigError, match="unknown channel_mixer 'cubic'"):
+        MixerBlock(8, "conv", channel_mixer="cubic")

@@ -45,3 +45,25 @@ def test_trials_are_kept_and_ray_finds_the_same_architectures(tmp_path):
     pytest.importorskip("ray")
     remote = compare(tmp_path / "ray", ray_workers=2, **opts)
     assert remote["trials"] == 4 and _archs(tmp_path / "ray") == archs
+
+
+def test_summary_pairs_arms_by_seed_and_keeps_both_measurements(tmp_path):
+    from starquad.nas.compare import _kept_trial, summarize_trials
+
+    def trial(arm, seed, top1, retest_ms):
+        return {"arm": arm, "percentile": 50, "seed": seed, "top1": top1, "budget_ms": 0.2, "macs": 5e6,
+                "params": 4e5, "measured_ms": retest_ms, "budget_met": retest_ms <= 0.2, "derive_measured_ms": 0.19}
+
+    trials = [trial("quadranet", s, 86.0 + s, 0.19) for s in range(3)]
+    trials += [trial("mbconv", s, 84.0 + s + 0.1 * (s % 2), 0.21 if s == 0 else 0.19) for s in range(3)]
+    summary = summarize_trials(trials)
+    (claim,) = summary["claims"]  # no random arm here: one claim
+    assert claim["n"] == 3 and claim["verdict"] == "held" and claim["mean_diff"] == pytest.approx(2 - 0.1 / 3)
+    mb = next(r for r in summary["rows"] if r["arm"] == "mbconv")
+    assert (mb["derive_met"], mb["met"]) == (3, 2)  # met when derived; one over on the retest
+    assert "| 3/3 / 2/3 |" in summary["table"] and "**held**" in summary["table"]
+    # a trial kept before records carried the derivation's measurement reads it from its search
+    (tmp_path / "search").mkdir()
+    (tmp_path / "trial.json").write_text(json.dumps({k: v for k, v in trials[0].items() if not k.startswith("derive")}))
+    (tmp_path / "search" / "result.json").write_text(json.dumps({"measured_ms": 0.185, "budget_met": True}))
+    assert _kept_trial(tmp_path)["derive_measured_ms"] == 0.185
