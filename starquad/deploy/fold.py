@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from starquad.ops import DepthwiseConv2d
+
 __all__ = ["fold_batchnorm", "prepare_for_inference"]
 
 
@@ -27,8 +29,10 @@ def _fold_sequential_pairs(module: nn.Module) -> int:
         names = list(seq._modules)
         for prev, name in itertools.pairwise(names):
             conv, bn = seq._modules[prev], seq._modules[name]
-            # exact types: a BatchNorm2d subclass (timm's BatchNormAct2d) may carry an activation
-            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+            # exact types: a BatchNorm2d subclass (timm's BatchNormAct2d) may carry an activation; a conv subclass
+            # may compute something else, except ours that only trains faster (DepthwiseConv2d)
+            plain_conv = type(conv) is nn.Conv2d or type(conv) is DepthwiseConv2d
+            if plain_conv and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
                 seq._modules[prev] = fuse_conv_bn_eval(conv, bn)
                 seq._modules[name] = nn.Identity()
                 folded += 1

@@ -29,7 +29,7 @@ from timm.layers import DropPath, LayerNorm2d
 from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
 
 from starquad.errors import ConfigError
-from starquad.ops import GnConv, NormMlp, QuadraticConv2d, QuadraticLinear, StarConv2d
+from starquad.ops import DepthwiseConv2d, GnConv, NormMlp, QuadraticConv2d, QuadraticLinear, StarConv2d
 
 __all__ = ["BLOCK_TYPES", "CHANNEL_MIXERS", "MixerBlock", "QuadraticMlp", "WindowAttention2d", "create_mixer"]
 
@@ -87,7 +87,7 @@ def create_mixer(kind: str, dim: int, kernel_size: int = 7, order: int = 3, memo
     if kind == "hor":
         return GnConv(dim, order, kernel_size, gn_scale)
     if kind == "conv":
-        return nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        return DepthwiseConv2d(dim, kernel_size)
     if kind == "star":
         return StarConv2d(dim, kernel_size)
     if kind == "swin":

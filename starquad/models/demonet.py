@@ -21,7 +21,7 @@ from timm.models._features import feature_take_indices
 from starquad.errors import ConfigError
 from starquad.models.registry import imagenet_cfg, register_model, timm_pretrained_cfg
 from starquad.models.surface import ModelSurface
-from starquad.ops import StarFusion
+from starquad.ops import DepthwiseConv2d, StarFusion
 
 __all__ = ["DemoBlock", "DemoNet", "DemoNet2D", "default_cfgs"]
 
@@ -44,7 +44,7 @@ class DemoBlock(nn.Module):
         super().__init__()
         hidden = mlp_ratio * dim
         self.norm = nn.LayerNorm(dim)
-        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim) if spatial else None
+        self.dwconv = DepthwiseConv2d(dim, 7) if spatial else None
         self.f = nn.Linear(dim, 2 * hidden)
         self.star = StarFusion(fusion, act, "one")
         self.g = nn.Linear(hidden, dim)

@@ -30,7 +30,7 @@ from timm.models._features import feature_take_indices
 from starquad.errors import ConfigError
 from starquad.models.registry import build_staged_model, imagenet_cfg, register_model
 from starquad.models.surface import ModelSurface
-from starquad.ops import StarFusion, create_act
+from starquad.ops import DepthwiseConv2d, StarFusion, create_act
 
 __all__ = ["ConvBN", "StarBlock", "StarNet", "checkpoint_filter_fn", "default_cfgs"]
 
@@ -43,7 +43,10 @@ class ConvBN(nn.Sequential):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
                  with_bn: bool = True):  # fmt: skip
         super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding=kernel_size // 2, groups=groups)
+        if groups == in_chs == out_chs > 1:  # depthwise: the fast CPU backward in training (same parameters)
+            self.conv = DepthwiseConv2d(in_chs, kernel_size, stride)
+        else:
+            self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding=kernel_size // 2, groups=groups)
         if with_bn:
             self.bn = nn.BatchNorm2d(out_chs)
 

@@ -1,5 +1,7 @@
-"""Interaction primitives: the star fusion, quadratic / polynomial layers, gnConv, and the lean MLP branch."""
+"""Interaction primitives: the star fusion, quadratic / polynomial layers, gnConv, the lean MLP branch, and the
+depthwise conv with a fast CPU backward."""
 
+from starquad.ops.dwconv import DepthwiseConv2d
 from starquad.ops.gnconv import GnConv
 from starquad.ops.lean import NormMlp
 from starquad.ops.quadratic import (
@@ -15,6 +17,7 @@ __all__ = [
     "ACTIVATIONS",
     "ACT_PLACEMENTS",
     "FUSIONS",
+    "DepthwiseConv2d",
     "GnConv",
     "NormMlp",
     "PolynomialConv2d",
@@ -34,7 +37,7 @@ __all__ = [
 def _register_fx_leaves() -> None:
     from timm.layers import register_notrace_module
 
-    for cls in (QuadraticConv2d, PolynomialConv2d, QuadraticLinear, NormMlp):
+    for cls in (QuadraticConv2d, PolynomialConv2d, QuadraticLinear, NormMlp, DepthwiseConv2d):
         register_notrace_module(cls)
 
 

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from starquad.errors import ConfigError
+from starquad.ops.dwconv import depthwise_backward
 
 __all__ = ["PolynomialConv2d", "QuadraticConv2d", "QuadraticLinear", "merge_branches", "split_branches"]
 
@@ -141,12 +142,9 @@ class _BranchedConv:
         n, g = self.n_branches, self.groups
         need_x, need_w, need_b = needs
         common = (self.stride, self.padding, self.dilation, False, (0, 0), g)
-        if self._separate(x):
-            gx, gws = None, []
-            for grad, w in zip(grads, split_branches(weight, n, g), strict=True):
-                gx_k, gw_k, _ = _aten.convolution_backward(grad, x, w, None, *common, (need_x, need_w, False))
-                gx = gx_k if gx is None or gx_k is None else gx + gx_k
-                gws.append(gw_k)
+        if self._separate(x):  # per branch; depthwise ones through the fast kernel, all branches in one pass
+            gx, gws = depthwise_backward(grads, x, split_branches(weight, n, g), self.stride, self.padding,
+                                         self.dilation, g, need_x, need_w)  # fmt: skip
             gw = merge_branches(gws, g) if need_w else None
         else:
             merged = torch.stack([t.unflatten(1, (g, -1)) for t in grads], 2).flatten(1, 3)
