@@ -67,7 +67,7 @@ def _plot(widths, star, sum_, path) -> None:
 def demonet_section(ctx: SectionContext) -> SectionResult:
     budget = budget_for(ctx, lr=LR)
     widths = (24, 48, 96, 192) if ctx.full else (24, 48, 96)
-    depths = (2, 4, 8, 12) if ctx.full else (4, 8)
+    depths = (2, 4, 8) if ctx.full else (4, 8)
     mid_w, mid_d = 48, 4
     runs = {}
     for fusion in ("star", "sum"):
