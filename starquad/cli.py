@@ -188,13 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export",
         parents=[common],
-        help="export a model to ONNX and verify it in onnxruntime",
+        help="export a model to ONNX or an AOTInductor package (.pt2) and verify it",
         description="Export MODEL (re-parameterised, BatchNorm folded) to one ONNX file with torch's exporter, "
-        "run it in onnxruntime and compare with PyTorch: prints the largest absolute difference and fails (nothing "
+        "run it in onnxruntime and compare with PyTorch; or, with --format pt2, compile it ahead of time with "
+        "AOTInductor (torch.export, frozen weights) into one .pt2 package that runs with PyTorch alone "
+        "(torch._inductor.aoti_load_package(FILE)(x)). Prints the largest absolute difference and fails (nothing "
         "written) above --atol.",
     )
     p.add_argument("model", help="model name")
-    p.add_argument("--output", "-o", required=True, metavar="FILE.onnx", help="output file")
+    p.add_argument("--output", "-o", required=True, metavar="FILE", help="output file (.onnx or .pt2)")
+    p.add_argument("--format", choices=("onnx", "pt2"), help="onnx or pt2 (default: from the output's suffix, "
+                   "else onnx); a pt2 package is compiled for batch 1 at the input size")  # fmt: skip
     p.add_argument("--checkpoint", help="weights to load first (safetensors or weights-only torch file)")
     p.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
     p.add_argument("--img-size", type=int, help="input side (default: the model's cfg input size)")
@@ -582,7 +586,8 @@ def _cmd_bench_flops(args) -> None:
 
 def _cmd_export(args) -> None:
     from starquad.bench.suite import input_size_of
-    from starquad.deploy import export_onnx
+    from starquad.deploy import export_onnx, export_pt2
+    from starquad.errors import ConfigError
     from starquad.models import create_model, load_checkpoint
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
@@ -590,10 +595,17 @@ def _cmd_export(args) -> None:
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
     size = input_size_of(args.model, args.img_size)
-    result = export_onnx(model, args.output, size, dynamic_batch=args.dynamic_batch, prepare=not args.no_fold,
-                         atol=args.atol)  # fmt: skip
+    fmt = args.format or ("pt2" if str(args.output).endswith(".pt2") else "onnx")
+    if fmt == "pt2":
+        if args.dynamic_batch:
+            raise ConfigError("--dynamic-batch is for ONNX; a .pt2 package is compiled for one input shape")
+        result = export_pt2(model, args.output, size, prepare=not args.no_fold, atol=args.atol)
+    else:
+        result = export_onnx(model, args.output, size, dynamic_batch=args.dynamic_batch, prepare=not args.no_fold,
+                             atol=args.atol)  # fmt: skip
+    runtime = "AOTInductor package" if fmt == "pt2" else "onnxruntime"
     print(f"{result.path}: {result.size_bytes / 2**20:.2f} MiB, input 1×{'×'.join(map(str, size))}"
-          f"{' (dynamic batch)' if result.dynamic_batch else ''}; onnxruntime vs PyTorch max abs diff "
+          f"{' (dynamic batch)' if result.dynamic_batch else ''}; {runtime} vs PyTorch max abs diff "
           f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)")  # fmt: skip
 
 

@@ -77,6 +77,21 @@ def _torch_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: st
     return run
 
 
+def _aoti_runner(model: nn.Module, x: torch.Tensor, threads: int, precision: str) -> Runner:
+    import torch
+
+    from starquad.deploy import load_pt2, pt2_bytes
+
+    with torch_threads(threads):
+        fn = load_pt2(pt2_bytes(model, x))  # compiled for this input shape, weights frozen
+
+    def run():
+        with torch_threads(threads), torch.inference_mode():
+            return fn(x)
+
+    return run
+
+
 def _ort_runner(onnx_file: bytes, x: torch.Tensor, threads: int, precision: str) -> Runner:
     from starquad.deploy import ort_session
 
@@ -148,6 +163,8 @@ BACKEND_TABLE: dict[str, Backend] = {
         Backend("eager", partial(_torch_runner, compile=False), _torch_gemm, merge_branches=True, channels_last=True),
         # a GEMM is one library call: compiling it changes nothing, so compile shares eager's GEMM
         Backend("compile", partial(_torch_runner, compile=True), _torch_gemm, merge_branches=True, channels_last=True),
+        # AOTInductor: torch.export + ahead-of-time Inductor with frozen weights, as `starquad export --format pt2`
+        Backend("aoti", _aoti_runner, _torch_gemm, precisions=("fp32",), merge_branches=True),
         Backend("onnxruntime", _ort_runner, _ort_gemm, precisions=("fp32",), onnx=True),
         Backend("openvino", _openvino_runner, _openvino_gemm, onnx=True),
     )

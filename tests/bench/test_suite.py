@@ -17,6 +17,7 @@ BACKENDS = [
     "eager",
     "onnxruntime",
     pytest.param("compile", marks=pytest.mark.slow),
+    pytest.param("aoti", marks=pytest.mark.slow),
     pytest.param("openvino", marks=pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino not installed")),
 ]
 
