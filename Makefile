@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 setup: $(INSTALLED)
-	@$(PY) -m starquad.ops.dwconv  # compile the fast depthwise backward once per machine (PyTorch's kernel if it cannot)
+	@$(PY) -c 'from starquad.ops.dwconv import build; build()'  # the fast depthwise backward, once per machine
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "starquad needs Python >= 3.10; set PYTHON=/path/to/python3.x")'

@@ -142,7 +142,7 @@ class _BranchedConv:
         n, g = self.n_branches, self.groups
         need_x, need_w, need_b = needs
         common = (self.stride, self.padding, self.dilation, False, (0, 0), g)
-        if self._separate(x):  # per branch; depthwise ones through the fast kernel, all branches in one pass
+        if self._separate(x):  # per branch; a depthwise one's weight gradient through the fast kernel
             gx, gws = depthwise_backward(grads, x, split_branches(weight, n, g), self.stride, self.padding,
                                          self.dilation, g, need_x, need_w)  # fmt: skip
             gw = merge_branches(gws, g) if need_w else None

@@ -1,18 +1,15 @@
-// Depthwise 2-D convolution backward on the CPU for channels-last tensors (starquad issue #16).
+// The weight gradient of a depthwise 2-D convolution on the CPU, for channels-last tensors (starquad issue #16).
 //
-// PyTorch's CPU kernel for the weight gradient of a depthwise conv (groups == channels) is slow on the shapes
-// our networks use: oneDNN took 12-14 ms per 64 channels at 8x56x56, k 7, against 1.4 ms for the forward. Both
-// gradients here are plain loops over a channels-last layout, where the channels of one pixel are contiguous, so
-// the innermost loop runs over channels and the compiler vectorises it:
+// PyTorch's CPU weight gradient of a depthwise conv (groups == channels) is slow on the shapes our networks use:
+// oneDNN took 12-14 ms per 64 channels at 8x56x56, k 7, against 1.4 ms for the forward (its input gradient is as
+// fast as the forward, so that one stays PyTorch's). In a channels-last layout the channels of one pixel are
+// contiguous, so every loop here runs over channels in SIMD vectors:
 //
-//   weight:  dW_b[c, ky, kx] = sum_{n, oy, ox} g_b[n, oy, ox, c] * x[n, oy*s + ky - p, ox*s + kx - p, c]
-//   input:   dx[n, iy, ix, c] = sum_b sum_{ky, kx} g_b[n, oy, ox, c] * W_b[c, ky, kx]   (iy = oy*s + ky - p)
+//   dW[c, ky, kx] = sum_{n, oy, ox} g[n, oy, ox, c] * x[n, oy*s + ky - p, ox*s + kx - p, c]
 //
-// Several gradients g_b (the branches of a quadratic or star conv, which all read the same x) are taken in one
-// pass: each neighbourhood of x is loaded once for all of them. The weight gradient accumulates per task into a
-// K*K*C_block buffer that stays in L1; tasks split channels, and the batch too when there are fewer channel
-// blocks than threads, with the batch parts summed at the end. The input gradient is a gather (each output
-// pixel of dx sums its own terms), so rows are independent and need no reduction.
+// float32 with k in {3, 5, 7, 9} takes the register-blocked kernel (weight_grad_vec); other types and kernels a
+// plain loop whose innermost loop the compiler vectorises. Tasks split channels, and the batch too when there
+// are fewer channel blocks than threads, with the batch parts summed at the end.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -22,10 +19,9 @@
 
 namespace {
 
-// Channels per task: the task's accumulators (branches x K x K x block values) should stay in L1 (16 KiB of it),
-// in multiples of 16 (every SIMD width), between 16 and 64; `block` > 0 overrides (for tuning).
-int64_t channel_block(int64_t branches, int64_t K, int64_t elem, int64_t block) {
-  if (block > 0) return block;
+// Channels per task of the generic loop: its accumulators (branches x K x K x block values) should stay in L1
+// (16 KiB of it), in multiples of 16 (every SIMD width), between 16 and 64.
+int64_t channel_block(int64_t branches, int64_t K, int64_t elem) {
   const int64_t fit = (16 * 1024) / (branches * K * K * elem) / 16 * 16;
   return std::min<int64_t>(64, std::max<int64_t>(16, fit));
 }
@@ -66,11 +62,124 @@ void weight_grad_task(const T* x, const std::vector<const T*>& gs, T* acc, const
   }
 }
 
+// The float32 weight gradient, register-blocked: a task owns kVec channels (one SIMD vector) and keeps G x K
+// accumulators (G kernel rows at a time) in registers while it streams over the output pixels; each gradient
+// vector is loaded once and multiplied with G*K neighbouring input vectors. Output pixels whose taps all fall
+// inside the input (the interior) take the unchecked loop; the border takes the checked one.
+#if defined(__AVX512F__)
+constexpr int kVec = 16, kRows = 3;  // 32 vector registers: 3 x 9 accumulators at most
+#else
+constexpr int kVec = 8, kRows = 1;   // 16 vector registers (AVX2)
+#endif
+typedef float vec_t __attribute__((vector_size(kVec * sizeof(float)), aligned(4)));
+
+inline vec_t load(const float* p) { return *reinterpret_cast<const vec_t*>(p); }
+
+template <int K>
+void weight_grad_vec(const float* x, const float* g, float* dw, const Geometry& d, int64_t c0, int64_t n0,
+                     int64_t n1) {
+  // interior: ox * S - P >= 0 and ox * S + K - 1 - P < W
+  const int64_t ox_lo = std::min<int64_t>(d.OW, (d.P + d.S - 1) / d.S);
+  const int64_t ox_hi = std::max<int64_t>(ox_lo, std::min<int64_t>(d.OW, d.W + d.P - K >= 0 ? (d.W + d.P - K) / d.S + 1 : 0));
+  for (int ky0 = 0; ky0 < K; ky0 += kRows) {
+    const int rows = std::min(kRows, K - ky0);
+    vec_t acc[kRows][K];
+    for (int r = 0; r < kRows; ++r)
+      for (int kx = 0; kx < K; ++kx) acc[r][kx] = vec_t{};
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t oy = 0; oy < d.OH; ++oy) {
+        const float* grow = g + (n * d.OH + oy) * d.OW * d.C + c0;
+        const float* xrow[kRows];
+        bool valid[kRows];
+        for (int r = 0; r < kRows; ++r) {
+          const int64_t iy = oy * d.S + ky0 + r - d.P;
+          valid[r] = r < rows && iy >= 0 && iy < d.H;
+          xrow[r] = valid[r] ? x + (n * d.H + iy) * d.W * d.C + c0 : nullptr;
+        }
+        auto checked = [&](int64_t ox) {
+          const vec_t gv = load(grow + ox * d.C);
+          for (int r = 0; r < kRows; ++r) {
+            if (!valid[r]) continue;
+            for (int kx = 0; kx < K; ++kx) {
+              const int64_t ix = ox * d.S + kx - d.P;
+              if (ix >= 0 && ix < d.W) acc[r][kx] += gv * load(xrow[r] + ix * d.C);
+            }
+          }
+        };
+        for (int64_t ox = 0; ox < ox_lo; ++ox) checked(ox);
+        for (int64_t ox = ox_lo; ox < ox_hi; ++ox) {
+          const vec_t gv = load(grow + ox * d.C);
+          const int64_t base = (ox * d.S - d.P) * d.C;
+#pragma GCC unroll 3
+          for (int r = 0; r < kRows; ++r) {
+            if (!valid[r]) continue;
+            const float* xp = xrow[r] + base;
+#pragma GCC unroll 9
+            for (int kx = 0; kx < K; ++kx) acc[r][kx] += gv * load(xp + kx * d.C);
+          }
+        }
+        for (int64_t ox = ox_hi; ox < d.OW; ++ox) checked(ox);
+      }
+    }
+    for (int r = 0; r < rows; ++r)
+      for (int kx = 0; kx < K; ++kx)
+        for (int c = 0; c < kVec; ++c) dw[((ky0 + r) * K + kx) * kVec + c] = acc[r][kx][c];
+  }
+}
+
+using VecKernel = void (*)(const float*, const float*, float*, const Geometry&, int64_t, int64_t, int64_t);
+
+VecKernel vec_kernel(int64_t K) {
+  switch (K) {
+    case 3: return weight_grad_vec<3>;
+    case 5: return weight_grad_vec<5>;
+    case 7: return weight_grad_vec<7>;
+    case 9: return weight_grad_vec<9>;
+    default: return nullptr;
+  }
+}
+
+// float32, one gradient, K in {3, 5, 7, 9}: the register-blocked kernel over whole vectors of channels; the
+// channels left over (C % kVec) by the generic loop.
+at::Tensor weight_grad_fast(const at::Tensor& x, const at::Tensor& grad, const Geometry& d) {
+  const int64_t K = d.K, vecs = d.C / kVec, tail = d.C - vecs * kVec;
+  const int64_t threads = at::get_num_threads();
+  const int64_t tasks_c = vecs + (tail > 0);
+  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(d.N, (2 * threads + tasks_c - 1) / tasks_c));
+  std::vector<float> partial(static_cast<size_t>(splits * K * K * d.C), 0.f);  // [split][ky][kx][c]
+  const float* xp = x.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const VecKernel kernel = vec_kernel(K);
+  at::parallel_for(0, tasks_c * splits, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t blk = task % tasks_c, split = task / tasks_c;
+      const int64_t n0 = d.N * split / splits, n1 = d.N * (split + 1) / splits;
+      const int64_t c0 = blk * kVec, cb = blk < vecs ? kVec : tail;
+      std::vector<float> acc(static_cast<size_t>(K * K * cb), 0.f);
+      if (blk < vecs) {
+        kernel(xp, gp, acc.data(), d, c0, n0, n1);
+      } else {
+        std::vector<const float*> gs{gp};
+        weight_grad_task<float>(xp, gs, acc.data(), d, c0, cb, n0, n1);
+      }
+      float* out = partial.data() + split * K * K * d.C;
+      for (int64_t kk = 0; kk < K * K; ++kk)
+        std::copy(acc.data() + kk * cb, acc.data() + (kk + 1) * cb, out + kk * d.C + c0);
+    }
+  });
+  at::Tensor w = at::zeros({K, K, d.C}, x.options());
+  float* wp = w.data_ptr<float>();
+  for (int64_t s = 0; s < splits; ++s) {
+    const float* src = partial.data() + s * K * K * d.C;
+    for (int64_t i = 0; i < K * K * d.C; ++i) wp[i] += src[i];
+  }
+  return w.permute({2, 0, 1}).unsqueeze(1).contiguous();
+}
+
 template <typename T>
-std::vector<at::Tensor> weight_grads(const at::Tensor& x, const std::vector<at::Tensor>& grads, const Geometry& d,
-                                     int64_t block) {
+std::vector<at::Tensor> weight_grads(const at::Tensor& x, const std::vector<at::Tensor>& grads, const Geometry& d) {
   const int64_t B = static_cast<int64_t>(grads.size()), K = d.K;
-  const int64_t bs = channel_block(B, K, static_cast<int64_t>(sizeof(T)), block);
+  const int64_t bs = channel_block(B, K, static_cast<int64_t>(sizeof(T)));
   const int64_t blocks = (d.C + bs - 1) / bs;
   const int64_t threads = at::get_num_threads();
   const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(d.N, (threads + blocks - 1) / blocks));
@@ -105,50 +214,6 @@ std::vector<at::Tensor> weight_grads(const at::Tensor& x, const std::vector<at::
   return out;
 }
 
-template <typename T>
-at::Tensor input_grad(const at::Tensor& x, const std::vector<at::Tensor>& grads,
-                      const std::vector<at::Tensor>& weights, const Geometry& d) {
-  const int64_t B = static_cast<int64_t>(grads.size()), K = d.K;
-  at::Tensor dx = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  T* dxp = dx.data_ptr<T>();
-  std::vector<at::Tensor> wt;  // each weight as [ky][kx][c]: contiguous over channels
-  std::vector<const T*> wp, gp;
-  for (int64_t b = 0; b < B; ++b) {
-    wt.push_back(weights[b].reshape({d.C, K, K}).permute({1, 2, 0}).contiguous());
-    wp.push_back(wt.back().data_ptr<T>());
-    gp.push_back(grads[b].data_ptr<T>());
-  }
-  at::parallel_for(0, d.N * d.H, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / d.H, iy = row % d.H;
-      for (int64_t ix = 0; ix < d.W; ++ix) {
-        T* out = dxp + ((n * d.H + iy) * d.W + ix) * d.C;
-        std::fill(out, out + d.C, T(0));
-        for (int64_t ky = 0; ky < K; ++ky) {
-          const int64_t ty = iy + d.P - ky;
-          if (ty < 0 || ty % d.S) continue;
-          const int64_t oy = ty / d.S;
-          if (oy >= d.OH) continue;
-          for (int64_t kx = 0; kx < K; ++kx) {
-            const int64_t tx = ix + d.P - kx;
-            if (tx < 0 || tx % d.S) continue;
-            const int64_t ox = tx / d.S;
-            if (ox >= d.OW) continue;
-            const int64_t gofs = ((n * d.OH + oy) * d.OW + ox) * d.C, wofs = (ky * K + kx) * d.C;
-            for (int64_t b = 0; b < B; ++b) {
-              const T* g = gp[b] + gofs;
-              const T* w = wp[b] + wofs;
-#pragma omp simd
-              for (int64_t c = 0; c < d.C; ++c) out[c] += g[c] * w[c];
-            }
-          }
-        }
-      }
-    }
-  });
-  return dx;
-}
-
 void check(const at::Tensor& x, const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& weights,
            int64_t K) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4, "dwconv: x must be a 4-D CPU tensor");
@@ -169,26 +234,19 @@ void check(const at::Tensor& x, const std::vector<at::Tensor>& grads, const std:
 
 // The weight gradient of each of grads (all of the same depthwise conv's output shape, all reading x).
 std::vector<at::Tensor> dw_weight_grads(const at::Tensor& x, const std::vector<at::Tensor>& grads, int64_t K,
-                                        int64_t stride, int64_t padding, int64_t block) {
+                                        int64_t stride, int64_t padding) {
   check(x, grads, {}, K);
   const Geometry d = geometry(x, grads[0], K, stride, padding);
   std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dw_weight_grads", [&] { out = weight_grads<scalar_t>(x, grads, d, block); });
-  return out;
-}
-
-// The input gradient summed over the branches: sum_b conv_transpose(grads[b], weights[b]).
-at::Tensor dw_input_grad(const at::Tensor& x, const std::vector<at::Tensor>& grads,
-                         const std::vector<at::Tensor>& weights, int64_t K, int64_t stride, int64_t padding) {
-  check(x, grads, weights, K);
-  const Geometry d = geometry(x, grads[0], K, stride, padding);
-  at::Tensor out;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dw_input_grad", [&] { out = input_grad<scalar_t>(x, grads, weights, d); });
+  if (x.scalar_type() == at::kFloat && vec_kernel(K) != nullptr) {
+    for (const auto& g : grads) out.push_back(weight_grad_fast(x, g, d));
+    return out;
+  }
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dw_weight_grads", [&] { out = weight_grads<scalar_t>(x, grads, d); });
   return out;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("weight_grads", &dw_weight_grads, "depthwise conv weight gradients of several outputs sharing one input",
-        py::arg("x"), py::arg("grads"), py::arg("K"), py::arg("stride"), py::arg("padding"), py::arg("block") = 0);
-  m.def("input_grad", &dw_input_grad, "depthwise conv input gradient summed over several outputs");
+        py::arg("x"), py::arg("grads"), py::arg("K"), py::arg("stride"), py::arg("padding"));
 }
