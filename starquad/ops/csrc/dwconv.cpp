@@ -96,14 +96,15 @@ void weight_grad_vec(const float* x, const float* g, float* dw, const Geometry& 
           valid[r] = r < rows && iy >= 0 && iy < d.H;
           xrow[r] = valid[r] ? x + (n * d.H + iy) * d.W * d.C + c0 : nullptr;
         }
-        auto checked = [&](int64_t ox) {
+        auto checked = [&](int64_t ox) {  // a border pixel: only the taps kx_lo <= kx < kx_hi fall inside
           const vec_t gv = load(grow + ox * d.C);
+          const int64_t left = ox * d.S - d.P;  // input column of tap 0
+          const int kx_lo = static_cast<int>(std::max<int64_t>(0, -left));
+          const int kx_hi = static_cast<int>(std::min<int64_t>(K, d.W - left));
           for (int r = 0; r < kRows; ++r) {
             if (!valid[r]) continue;
-            for (int kx = 0; kx < K; ++kx) {
-              const int64_t ix = ox * d.S + kx - d.P;
-              if (ix >= 0 && ix < d.W) acc[r][kx] += gv * load(xrow[r] + ix * d.C);
-            }
+            const float* xp = xrow[r] + left * d.C;
+            for (int kx = kx_lo; kx < kx_hi; ++kx) acc[r][kx] += gv * load(xp + kx * d.C);
           }
         };
         for (int64_t ox = 0; ox < ox_lo; ++ox) checked(ox);
