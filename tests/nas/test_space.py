@@ -12,7 +12,7 @@ from timm.models._efficientnet_blocks import InvertedResidual
 from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
 from starquad.nas import SPACES, build, get_space, layer_ops, load_arch, random_arch, save_arch
-from starquad.ops import QuadraticConv2d, StarConv2d
+from starquad.ops import DepthwiseConv2d, QuadraticConv2d, StarConv2d
 
 
 def test_the_three_spaces_have_the_issue_candidates():
@@ -32,7 +32,7 @@ def _expected_module(candidate, module) -> bool:
     if candidate.kind == "mbconv":
         return (isinstance(module, InvertedResidual) and module.conv_dw.kernel_size == (candidate.kernel,) * 2
                 and module.conv_pw.out_channels == int(candidate.expansion * module.conv_pw.in_channels))  # fmt: skip
-    mixer_type = {"quadra": QuadraticConv2d, "star": StarConv2d, "conv": torch.nn.Conv2d}[candidate.kind]
+    mixer_type = {"quadra": QuadraticConv2d, "star": StarConv2d, "conv": DepthwiseConv2d}[candidate.kind]
     kernel = module.mixer.kernel_size if candidate.kind != "star" else module.mixer.conv.kernel_size
     hidden = int(candidate.expansion * module.mlp.fc1.in_features)
     return (isinstance(module, MixerBlock) and type(module.mixer) is mixer_type
