@@ -8,23 +8,17 @@
 //   dW[c, ky, kx] = sum_{n, oy, ox} g[n, oy, ox, c] * x[n, oy*s + ky - p, ox*s + kx - p, c]
 //
 // float32 with k in {3, 5, 7, 9} takes the register-blocked kernel (weight_grad_vec); other types and kernels a
-// plain loop whose innermost loop the compiler vectorises. Tasks split channels, and the batch too when there
-// are fewer channel blocks than threads, with the batch parts summed at the end.
+// plain loop whose innermost loop the compiler vectorises (weight_grad_loop). Tasks split channels, and the batch
+// too when there are fewer channel blocks than threads, with the batch parts summed at the end (weight_grad).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace {
-
-// Channels per task of the generic loop: its accumulators (branches x K x K x block values) should stay in L1
-// (16 KiB of it), in multiples of 16 (every SIMD width), between 16 and 64.
-int64_t channel_block(int64_t branches, int64_t K, int64_t elem) {
-  const int64_t fit = (16 * 1024) / (branches * K * K * elem) / 16 * 16;
-  return std::min<int64_t>(64, std::max<int64_t>(16, fit));
-}
 
 struct Geometry {
   int64_t N, C, H, W, OH, OW, K, S, P;
@@ -34,14 +28,15 @@ Geometry geometry(const at::Tensor& x, const at::Tensor& g, int64_t K, int64_t S
   return {x.size(0), x.size(1), x.size(2), x.size(3), g.size(2), g.size(3), K, S, P};
 }
 
+// The plain loop (any type, any kernel): channels [c0, c0 + cb) over batch items [n0, n1), into acc[ky][kx][cb].
 template <typename T>
-void weight_grad_task(const T* x, const std::vector<const T*>& gs, T* acc, const Geometry& d, int64_t c0,
-                      int64_t cb, int64_t n0, int64_t n1) {
-  const int64_t B = static_cast<int64_t>(gs.size()), K = d.K;
+void weight_grad_loop(const T* x, const T* g, T* acc, const Geometry& d, int64_t c0, int64_t cb, int64_t n0,
+                      int64_t n1) {
+  const int64_t K = d.K;
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t oy = 0; oy < d.OH; ++oy) {
       for (int64_t ox = 0; ox < d.OW; ++ox) {
-        const int64_t gofs = ((n * d.OH + oy) * d.OW + ox) * d.C + c0;
+        const T* gp = g + ((n * d.OH + oy) * d.OW + ox) * d.C + c0;
         for (int64_t ky = 0; ky < K; ++ky) {
           const int64_t iy = oy * d.S + ky - d.P;
           if (iy < 0 || iy >= d.H) continue;
@@ -49,12 +44,9 @@ void weight_grad_task(const T* x, const std::vector<const T*>& gs, T* acc, const
             const int64_t ix = ox * d.S + kx - d.P;
             if (ix < 0 || ix >= d.W) continue;
             const T* xp = x + ((n * d.H + iy) * d.W + ix) * d.C + c0;
-            for (int64_t b = 0; b < B; ++b) {
-              const T* gp = gs[b] + gofs;
-              T* a = acc + ((b * K + ky) * K + kx) * cb;
+            T* a = acc + (ky * K + kx) * cb;
 #pragma omp simd
-              for (int64_t c = 0; c < cb; ++c) a[c] += gp[c] * xp[c];
-            }
+            for (int64_t c = 0; c < cb; ++c) a[c] += gp[c] * xp[c];
           }
         }
       }
@@ -140,95 +132,54 @@ VecKernel vec_kernel(int64_t K) {
   }
 }
 
-// float32, one gradient, K in {3, 5, 7, 9}: the register-blocked kernel over whole vectors of channels; the
-// channels left over (C % kVec) by the generic loop.
-at::Tensor weight_grad_fast(const at::Tensor& x, const at::Tensor& grad, const Geometry& d) {
-  const int64_t K = d.K, vecs = d.C / kVec, tail = d.C - vecs * kVec;
-  const int64_t threads = at::get_num_threads();
-  const int64_t tasks_c = vecs + (tail > 0);
-  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(d.N, (2 * threads + tasks_c - 1) / tasks_c));
-  std::vector<float> partial(static_cast<size_t>(splits * K * K * d.C), 0.f);  // [split][ky][kx][c]
-  const float* xp = x.data_ptr<float>();
-  const float* gp = grad.data_ptr<float>();
-  const VecKernel kernel = vec_kernel(K);
-  at::parallel_for(0, tasks_c * splits, 1, [&](int64_t begin, int64_t end) {
+// One gradient's dW: tasks of `block` channels (split over the batch too when there are fewer blocks than twice the
+// threads), each into its own [ky][kx][cb] buffer, then the batch parts summed. A float32 task of a whole vector
+// with K in {3, 5, 7, 9} takes the register-blocked kernel; the rest (other types and kernels, the channels left
+// over after the last whole vector) the plain loop.
+template <typename T>
+at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& grad, const Geometry& d) {
+  const int64_t K = d.K;
+  const VecKernel fast = std::is_same<T, float>::value ? vec_kernel(K) : nullptr;
+  const int64_t block = fast ? kVec : 64;
+  const int64_t blocks = (d.C + block - 1) / block;
+  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(d.N, (2 * at::get_num_threads() + blocks - 1) / blocks));
+  std::vector<T> partial(static_cast<size_t>(splits * K * K * d.C), T(0));  // [split][ky][kx][c]
+  const T* xp = x.data_ptr<T>();
+  const T* gp = grad.data_ptr<T>();
+  at::parallel_for(0, blocks * splits, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t blk = task % tasks_c, split = task / tasks_c;
+      const int64_t blk = task % blocks, split = task / blocks;
       const int64_t n0 = d.N * split / splits, n1 = d.N * (split + 1) / splits;
-      const int64_t c0 = blk * kVec, cb = blk < vecs ? kVec : tail;
-      std::vector<float> acc(static_cast<size_t>(K * K * cb), 0.f);
-      if (blk < vecs) {
-        kernel(xp, gp, acc.data(), d, c0, n0, n1);
+      const int64_t c0 = blk * block, cb = std::min(block, d.C - c0);
+      std::vector<T> acc(static_cast<size_t>(K * K * cb), T(0));
+      if (fast && cb == kVec) {
+        fast(reinterpret_cast<const float*>(xp), reinterpret_cast<const float*>(gp),
+             reinterpret_cast<float*>(acc.data()), d, c0, n0, n1);
       } else {
-        std::vector<const float*> gs{gp};
-        weight_grad_task<float>(xp, gs, acc.data(), d, c0, cb, n0, n1);
+        weight_grad_loop<T>(xp, gp, acc.data(), d, c0, cb, n0, n1);
       }
-      float* out = partial.data() + split * K * K * d.C;
-      for (int64_t kk = 0; kk < K * K; ++kk)
-        std::copy(acc.data() + kk * cb, acc.data() + (kk + 1) * cb, out + kk * d.C + c0);
+      T* out = partial.data() + split * K * K * d.C;
+      for (int64_t kk = 0; kk < K * K; ++kk) std::copy(acc.data() + kk * cb, acc.data() + (kk + 1) * cb, out + kk * d.C + c0);
     }
   });
-  at::Tensor w = at::zeros({K, K, d.C}, x.options());
-  float* wp = w.data_ptr<float>();
-  for (int64_t s = 0; s < splits; ++s) {
-    const float* src = partial.data() + s * K * K * d.C;
+  at::Tensor w = at::zeros({K, K, d.C}, x.options());  // [ky][kx][c], transposed to (C, 1, K, K) below
+  T* wp = w.data_ptr<T>();
+  for (int64_t sp = 0; sp < splits; ++sp) {
+    const T* src = partial.data() + sp * K * K * d.C;
     for (int64_t i = 0; i < K * K * d.C; ++i) wp[i] += src[i];
   }
   return w.permute({2, 0, 1}).unsqueeze(1).contiguous();
 }
 
-template <typename T>
-std::vector<at::Tensor> weight_grads(const at::Tensor& x, const std::vector<at::Tensor>& grads, const Geometry& d) {
-  const int64_t B = static_cast<int64_t>(grads.size()), K = d.K;
-  const int64_t bs = channel_block(B, K, static_cast<int64_t>(sizeof(T)));
-  const int64_t blocks = (d.C + bs - 1) / bs;
-  const int64_t threads = at::get_num_threads();
-  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(d.N, (threads + blocks - 1) / blocks));
-  // partial sums: [split][block] -> B*K*K*cb values each, laid out as [split][B][K][K][C]
-  std::vector<T> partial(static_cast<size_t>(splits * B * K * K * d.C), T(0));
-  const T* xp = x.data_ptr<T>();
-  std::vector<const T*> gp;
-  for (const auto& g : grads) gp.push_back(g.data_ptr<T>());
-  at::parallel_for(0, blocks * splits, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t blk = task % blocks, split = task / blocks;
-      const int64_t c0 = blk * bs, cb = std::min(bs, d.C - c0);
-      const int64_t n0 = d.N * split / splits, n1 = d.N * (split + 1) / splits;
-      std::vector<T> acc(static_cast<size_t>(B * K * K * cb), T(0));
-      weight_grad_task<T>(xp, gp, acc.data(), d, c0, cb, n0, n1);
-      T* out = partial.data() + split * B * K * K * d.C;
-      for (int64_t bkk = 0; bkk < B * K * K; ++bkk)
-        std::copy(acc.data() + bkk * cb, acc.data() + (bkk + 1) * cb, out + bkk * d.C + c0);
-    }
-  });
-  std::vector<at::Tensor> out;
-  auto opts = x.options();
-  for (int64_t b = 0; b < B; ++b) {
-    at::Tensor w = at::zeros({K, K, d.C}, opts);  // [ky][kx][c], transposed to (C, 1, K, K) below
-    T* wp = w.data_ptr<T>();
-    for (int64_t s = 0; s < splits; ++s) {
-      const T* src = partial.data() + (s * B + b) * K * K * d.C;
-      for (int64_t i = 0; i < K * K * d.C; ++i) wp[i] += src[i];
-    }
-    out.push_back(w.permute({2, 0, 1}).unsqueeze(1).contiguous());
-  }
-  return out;
-}
-
-void check(const at::Tensor& x, const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& weights,
-           int64_t K) {
+void check(const at::Tensor& x, const std::vector<at::Tensor>& grads) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4, "dwconv: x must be a 4-D CPU tensor");
   TORCH_CHECK(!grads.empty(), "dwconv: at least one gradient");
-  TORCH_CHECK(weights.empty() || weights.size() == grads.size(), "dwconv: one weight per gradient");
   TORCH_CHECK(x.is_contiguous(at::MemoryFormat::ChannelsLast), "dwconv: x must be channels-last");
   for (const auto& g : grads) {
     TORCH_CHECK(g.dim() == 4 && g.size(0) == x.size(0) && g.size(1) == x.size(1) && g.scalar_type() == x.scalar_type(),
                 "dwconv: every gradient must be (N, C, OH, OW) like x");
     TORCH_CHECK(g.is_contiguous(at::MemoryFormat::ChannelsLast), "dwconv: gradients must be channels-last");
   }
-  for (const auto& w : weights)
-    TORCH_CHECK(w.numel() == x.size(1) * K * K && w.scalar_type() == x.scalar_type() && w.is_contiguous(),
-                "dwconv: every weight must be a contiguous (C, 1, K, K) tensor");
 }
 
 }  // namespace
@@ -236,14 +187,11 @@ void check(const at::Tensor& x, const std::vector<at::Tensor>& grads, const std:
 // The weight gradient of each of grads (all of the same depthwise conv's output shape, all reading x).
 std::vector<at::Tensor> dw_weight_grads(const at::Tensor& x, const std::vector<at::Tensor>& grads, int64_t K,
                                         int64_t stride, int64_t padding) {
-  check(x, grads, {}, K);
+  check(x, grads);
   const Geometry d = geometry(x, grads[0], K, stride, padding);
   std::vector<at::Tensor> out;
-  if (x.scalar_type() == at::kFloat && vec_kernel(K) != nullptr) {
-    for (const auto& g : grads) out.push_back(weight_grad_fast(x, g, d));
-    return out;
-  }
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dw_weight_grads", [&] { out = weight_grads<scalar_t>(x, grads, d); });
+  for (const auto& g : grads)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dw_weight_grads", [&] { out.push_back(weight_grad<scalar_t>(x, g, d)); });
   return out;
 }
 
