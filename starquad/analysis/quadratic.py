@@ -78,16 +78,17 @@ def _setup(ctx: SectionContext) -> str:
     )
 
 
-def _line_plot(xs, series: dict[str, list[float]], errs: dict[str, list[float]], xlabel: str, ylabel: str,
-               title: str, path) -> None:  # fmt: skip
+def _errorbar_plot(series: dict[str, tuple[list, list[float], list[float]]], xlabel: str, ylabel: str, title: str,
+                   path) -> None:  # fmt: skip
+    """One figure of labelled ``(xs, means, spreads)`` series with error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    for label, ys in series.items():
-        ax.errorbar([str(x) for x in xs], ys, yerr=errs[label], marker="o", capsize=3, label=label)
+    for label, (xs, ys, errs) in series.items():
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -116,10 +117,10 @@ def quadratic_gain_section(ctx: SectionContext) -> SectionResult:
                                    labels=("quadratic", "linear"), paper="a consistent gain"))  # fmt: skip
     fig = ctx.figure_path("quadratic_gain", "widths")
     by_w = [r for r in rows if r["axis"] == "width"]
-    _line_plot([r["value"] for r in by_w], {"quadratic": [r["quadratic"] for r in by_w],
-               "linear": [r["linear"] for r in by_w]}, {"quadratic": [r["quadratic_std"] for r in by_w],
-               "linear": [r["linear_std"] for r in by_w]}, f"width (depths {BASE['depths']})", "test top-1 (%)",
-               "Quadratic vs linear depthwise mixing", fig)  # fmt: skip
+    widths_shown = [str(r["value"]) for r in by_w]
+    _errorbar_plot({kind: (widths_shown, [r[kind] for r in by_w], [r[f"{kind}_std"] for r in by_w])
+                    for kind in ("quadratic", "linear")}, f"width (depths {BASE['depths']})", "test top-1 (%)",
+                   "Quadratic vs linear depthwise mixing", fig)  # fmt: skip
     held = sum(c["verdict"] == "held" for c in claims)
     md = [
         _setup(ctx),
@@ -203,7 +204,8 @@ def placement_section(ctx: SectionContext) -> SectionResult:
                      paper="QuadraNet > linear"),
     ]  # fmt: skip
     fig = ctx.figure_path("placement", "top1_vs_params")
-    _plot_placement(runs, fig)
+    _errorbar_plot({name: ([r["params_m"]], [r["mean"]], [r["std"]]) for name, r in runs.items()}, "parameters (M)",
+                   "test top-1 (%)", "Quadratic neurons: where they go", fig)  # fmt: skip
     md = [
         _setup(ctx),
         "",
@@ -220,20 +222,3 @@ def placement_section(ctx: SectionContext) -> SectionResult:
         "are only ≈5% of a CNN's parameters and MACs.",
     ]  # fmt: skip
     return SectionResult({"runs": runs}, "\n".join(md), figures=[fig], claims=claims)
-
-
-def _plot_placement(runs, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    for name, r in runs.items():
-        ax.errorbar(r["params_m"], r["mean"], yerr=r["std"], marker="o", capsize=3, label=name)
-    ax.set(xlabel="parameters (M)", ylabel="test top-1 (%)", title="Quadratic neurons: where they go")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
