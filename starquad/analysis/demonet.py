@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from starquad.analysis.fmnist import budget_for, fmnist_top1, mean_std, seeds_for
-from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
 from starquad.stats import HELD, paired_claim
 
 __all__ = ["PAPER_TABLE2", "PAPER_TABLE3", "PAPER_TABLE4"]
@@ -44,23 +44,15 @@ def _sweep(ctx: SectionContext, configs: list[dict[str, Any]], budget, key_fmt: 
 
 
 def _plot(widths, star, sum_, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    for label, rows, color in (("star", star, "tab:red"), ("sum", sum_, "tab:blue")):
-        ax.errorbar(widths, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], marker="o", capsize=3,
-                    label=label, color=color)  # fmt: skip
-    ax.set_xlabel("width")
-    ax.set_ylabel("Fashion-MNIST test top-1 (%)")
-    ax.set_title("DemoNet: star vs sum across widths")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path) as ax:
+        for label, rows, color in (("star", star, "tab:red"), ("sum", sum_, "tab:blue")):
+            ax.errorbar(widths, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], marker="o", capsize=3,
+                        label=label, color=color)  # fmt: skip
+        ax.set_xlabel("width")
+        ax.set_ylabel("Fashion-MNIST test top-1 (%)")
+        ax.set_title("DemoNet: star vs sum across widths")
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 @register_section("demonet", "DemoNet on Fashion-MNIST: star vs sum (Tables 2–4 analog)", order=30)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
 from starquad.stats import paired_claim
 
 __all__ = ["MOONS_SETTINGS", "train_demonet_2d"]
@@ -70,22 +70,14 @@ def _predict(clf, pts: np.ndarray) -> np.ndarray:
 
 
 def _plot(panels: dict[str, tuple[object, float]], x, y, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     gx, gy, pts = _grid()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), dpi=100)
-    for ax, (title, (clf, acc)) in zip(axes, panels.items(), strict=True):
-        ax.contourf(gx, gy, _predict(clf, pts).reshape(gx.shape), alpha=0.35, cmap="coolwarm")
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", edgecolors="k", s=18)
-        ax.set_title(f"{title}\ntrain acc {acc:.0f}%", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, 1, len(panels), figsize=(4 * len(panels), 3.6)) as axes:
+        for ax, (title, (clf, acc)) in zip(axes, panels.items(), strict=True):
+            ax.contourf(gx, gy, _predict(clf, pts).reshape(gx.shape), alpha=0.35, cmap="coolwarm")
+            ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", edgecolors="k", s=18)
+            ax.set_title(f"{title}\ntrain acc {acc:.0f}%", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
 
 
 @register_section("moons", "Moons: star vs sum vs SVM kernels (paper Fig. 2)", order=20)

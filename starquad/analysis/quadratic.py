@@ -16,7 +16,7 @@ import statistics
 from typing import Any
 
 from starquad.analysis.fmnist import budget_for, fmnist_run, mean_std, seeds_for
-from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
 from starquad.stats import paired_claim
 
 __all__ = ["BASE", "model_cost"]
@@ -81,20 +81,12 @@ def _setup(ctx: SectionContext) -> str:
 def _errorbar_plot(series: dict[str, tuple[list, list[float], list[float]]], xlabel: str, ylabel: str, title: str,
                    path) -> None:  # fmt: skip
     """One figure of labelled ``(xs, means, spreads)`` series with error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    for label, (xs, ys, errs) in series.items():
-        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path) as ax:
+        for label, (xs, ys, errs) in series.items():
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 @register_section("quadratic_gain", "Quadratic vs linear neurons across widths and depths (QuadraNet Fig. 5)",
@@ -173,23 +165,16 @@ def kernel_size_section(ctx: SectionContext) -> SectionResult:
 
 
 def _plot_kernels(kernels, runs, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    ax.errorbar(kernels, [runs[k]["mean"] for k in kernels], yerr=[runs[k]["std"] for k in kernels], marker="o",
-                capsize=3, color="tab:red", label="top-1")  # fmt: skip
-    ax.set(xlabel="kernel size", ylabel="test top-1 (%)", xticks=list(kernels), title="Quadratic dwconv kernel size")
-    ax2 = ax.twinx()
-    ax2.plot(kernels, [runs[k]["epoch_seconds"] for k in kernels], marker="s", color="tab:blue", label="s / epoch")
-    ax2.set_ylabel("seconds per epoch")
-    (h1, l1), (h2, l2) = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path) as ax:
+        ax.errorbar(kernels, [runs[k]["mean"] for k in kernels], yerr=[runs[k]["std"] for k in kernels], marker="o",
+                    capsize=3, color="tab:red", label="top-1")  # fmt: skip
+        ax.set(xlabel="kernel size", ylabel="test top-1 (%)", xticks=list(kernels),
+               title="Quadratic dwconv kernel size")
+        ax2 = ax.twinx()
+        ax2.plot(kernels, [runs[k]["epoch_seconds"] for k in kernels], marker="s", color="tab:blue", label="s / epoch")
+        ax2.set_ylabel("seconds per epoch")
+        (h1, l1), (h2, l2) = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, loc="best")
 
 
 @register_section("placement", "Where quadratic neurons go: spatial vs channel mixer vs both (QuadraNet Table V)",

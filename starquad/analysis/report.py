@@ -8,6 +8,7 @@ and the others still run. After every section the runner rewrites ``report.md`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -84,6 +85,24 @@ def register_section(name: str, title: str, order: int):
         return fn
 
     return _register
+
+
+@contextlib.contextmanager
+def figure(path: str | Path, nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (5.5, 3.8)):
+    """``with figure(path) as ax: ...``: a section's matplotlib axes (an array of them for several panels; Agg,
+    100 dpi), laid out tight and saved to ``path`` when the block ends, then closed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, dpi=100)
+    try:
+        yield axes
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
 
 
 def list_sections() -> list[str]:

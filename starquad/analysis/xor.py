@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
 from starquad.stats import paired_claim
 
 __all__ = ["MODELS", "make_xor", "train_neuron"]
@@ -72,28 +72,20 @@ def _predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def _plot(models: dict[str, nn.Module], acc: dict[str, float], x: np.ndarray, y: np.ndarray, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     g = np.linspace(-2.5, 2.5, 301)
     gx, gy = np.meshgrid(g, g)
     pts = np.c_[gx.ravel(), gy.ravel()]
-    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.8), dpi=100)
-    for ax, (name, model) in zip(axes, models.items(), strict=True):
-        ax.contourf(
-            gx, gy, _predict(model, pts).reshape(gx.shape), alpha=0.35, cmap="coolwarm", levels=[-0.5, 0.5, 1.5]
-        )
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", edgecolors="k", s=14)
-        n_params = sum(p.numel() for p in model.parameters())
-        ax.set_title(f"{name} ({n_params} params)\ntest acc {acc[name]:.1f}%", fontsize=10)
-        ax.set(xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, 1, len(models), figsize=(4 * len(models), 3.8)) as axes:
+        for ax, (name, model) in zip(axes, models.items(), strict=True):
+            ax.contourf(
+                gx, gy, _predict(model, pts).reshape(gx.shape), alpha=0.35, cmap="coolwarm", levels=[-0.5, 0.5, 1.5]
+            )
+            ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", edgecolors="k", s=14)
+            n_params = sum(p.numel() for p in model.parameters())
+            ax.set_title(f"{name} ({n_params} params)\ntest acc {acc[name]:.1f}%", fontsize=10)
+            ax.set(xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))
+            ax.set_xticks([])
+            ax.set_yticks([])
 
 
 @register_section("xor", "XOR: one quadratic neuron vs a perceptron vs a two-layer perceptron (QuadraNet Fig. 2)",
