@@ -20,9 +20,10 @@ Design (one home for all three layers):
 * **Memory-efficient mode** (``memory_efficient=True``, the default): plain autograd keeps every branch
   output alive until backward (the product needs ``x_a`` and ``x_b``; with one conv their storage is the
   whole ``3 · out`` tensor). :class:`_RecomputedBranches` saves only the input (and the parameters) and
-  recomputes the branches in backward — one extra forward of the linear part — so a quadratic layer keeps
-  as much activation memory as a plain one. QuadraLib (MLSys 2022) did this for fully connected layers
-  only. Without autograd recording (``no_grad``, inference) both modes run the same plain forward.
+  recomputes the branches in backward — one extra forward of the linear part (of ``x_a`` and ``x_b`` only, for
+  the quadratic combiner on the CPU's separate convs: ``x_c``'s gradient is ``dL/dy`` itself) — so a quadratic
+  layer keeps as much activation memory as a plain one. QuadraLib (MLSys 2022) did this for fully connected
+  layers only. Without autograd recording (``no_grad``, inference) both modes run the same plain forward.
 
 The combiners:
 
@@ -76,6 +77,7 @@ def combine_branches(branches: list[torch.Tensor], polynomial: bool) -> torch.Te
 
 class _Quadratic:
     n_branches = 3
+    backward_reads = (True, True, False)  # the branches backward reads: x_c's gradient is dL/dy itself
 
     @staticmethod
     def forward(branches: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -91,6 +93,7 @@ class _Quadratic:
 class _Polynomial:
     def __init__(self, order: int):
         self.n_branches = order
+        self.backward_reads = (True,) * order
 
     @staticmethod
     def forward(branches: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -127,13 +130,17 @@ class _BranchedConv:
     def _separate(self, x: torch.Tensor) -> bool:
         return x.device.type == "cpu" and self.groups > 1  # see the module docstring
 
-    def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> list[torch.Tensor]:
+    def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+            which: Sequence[bool] | None = None) -> list[torch.Tensor | None]:  # fmt: skip
+        """The branch outputs; with ``which``, a branch marked ``False`` may come back as ``None`` (not computed
+        where the branches run as separate convs)."""
         n, g = self.n_branches, self.groups
         if self._separate(x):
             biases = split_branches(bias, n, g) if bias is not None else [None] * n
+            which = which or (True,) * n
             return [
-                F.conv2d(x, w, b, self.stride, self.padding, self.dilation, g)
-                for w, b in zip(split_branches(weight, n, g), biases, strict=True)
+                F.conv2d(x, w, b, self.stride, self.padding, self.dilation, g) if needed else None
+                for w, b, needed in zip(split_branches(weight, n, g), biases, which, strict=True)
             ]
         y = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, g)
         return [branch.flatten(1, 2) for branch in y.unflatten(1, (g, n, -1)).unbind(2)]
@@ -158,7 +165,8 @@ class _BranchedConv:
 class _BranchedLinear:
     n_branches: int
 
-    def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> list[torch.Tensor]:
+    def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+            which: Sequence[bool] | None = None) -> list[torch.Tensor]:  # fmt: skip
         return list(F.linear(x, weight, bias).chunk(self.n_branches, -1))
 
     def backward(self, grads: list[torch.Tensor], x: torch.Tensor, weight: torch.Tensor, needs: Sequence[bool]):
@@ -183,7 +191,7 @@ class _RecomputedBranches(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         x, weight, bias = ctx.saved_tensors
-        branches = ctx.op.run(x, weight, bias)  # the recompute: one forward of the linear part
+        branches = ctx.op.run(x, weight, bias, ctx.combiner.backward_reads)  # the recompute (x_c not needed)
         grads = ctx.combiner.backward(branches, grad)
         del branches
         gx, gw, gb = ctx.op.backward(grads, x, weight, ctx.needs_input_grad[:3])

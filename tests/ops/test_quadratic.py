@@ -124,3 +124,24 @@ def test_bad_configurations_say_what_is_wrong():
         PolynomialConv2d(4, 4, order=1)
     with pytest.raises(RuntimeError, match="channels"):
         QuadraticConv2d(4, 4)(torch.randn(1, 3, 8, 8))
+
+
+def test_recompute_skips_the_branch_backward_does_not_read(monkeypatch):
+    """The quadratic combiner's backward reads x_a and x_b only (dL/dx_c = dL/dy), so where the branches run as
+    separate convs (depthwise on the CPU) the recompute runs two convs, not three; the gradients stay exact."""
+    import starquad.ops.quadratic as quadratic
+
+    layer = _seeded(QuadraticConv2d(8, 8, 3, groups=8))
+    reference = QuadraticConv2d(8, 8, 3, groups=8, memory_efficient=False)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    y = layer(x)
+    calls, real = [], F.conv2d
+    monkeypatch.setattr(quadratic.F, "conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    y.square().sum().backward()
+    monkeypatch.undo()
+    assert len(calls) == 2
+    xr = x.detach().clone().requires_grad_()
+    reference(xr).square().sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-6)
