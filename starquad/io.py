@@ -1,4 +1,5 @@
-"""Atomic file writes: the one place where starquad puts bytes on disk that must not be half-written.
+"""Atomic file writes (the one place where starquad puts bytes on disk that must not be half-written), and the
+per-machine cache folder.
 
 A write goes to a temporary file in the same folder, is flushed and fsync'ed, then renamed over the
 target (atomic on POSIX), and the folder is fsync'ed so the rename itself survives a crash. A reader
@@ -12,7 +13,14 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "cache_dir"]
+
+
+def cache_dir(*parts: str) -> Path:
+    """starquad's per-machine cache folder (built extensions, latency tables), or a folder inside it:
+    ``$STARQUAD_CACHE``, else ``$XDG_CACHE_HOME/starquad``, else ``~/.cache/starquad``. Not created here."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("STARQUAD_CACHE") or xdg / "starquad").joinpath(*parts)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

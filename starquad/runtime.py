@@ -1,4 +1,5 @@
-"""Process-wide settings that library code may need for a while and must give back: thread counts.
+"""Process-wide settings that library code may need for a while and must give back (thread counts), and what
+this machine is (:func:`cpu_model`).
 
 nanoGPT and timm set threads at the top of a script. A library function that needs a given count (a fair
 benchmark, a training run asked for ``threads=2``) sets it inside :func:`torch_threads` and the count it
@@ -9,12 +10,25 @@ changed behind it.
 from __future__ import annotations
 
 import contextlib
+import platform
 import sys
 from collections.abc import Iterable, Iterator
 
 from starquad.errors import ConfigError
 
-__all__ = ["progress", "torch_threads"]
+__all__ = ["cpu_model", "progress", "torch_threads"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` gives it (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @contextlib.contextmanager

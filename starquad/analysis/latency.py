@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from starquad.analysis.report import SectionContext, SectionResult, register_section
+from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
 
 __all__ = ["LATENCY_MODELS"]
 
@@ -147,4 +148,28 @@ def star_latency_section(ctx: SectionContext) -> SectionResult:
     results = {"rows": rows, "star_over_sum_geomean": geo, "backends": backends, "missing_backends": missing,
                "protocol": {"rounds": rounds, "runs": runs, "warmup": 3, "threads": threads, "batch": 1,
                             "img_size": 224}}  # fmt: skip
-    return SectionResult(results, "\n".join(md), claims=claims)
+    fig = ctx.figure_path("star_latency", "ratios")
+    _plot_star_over_sum(rows, backends, models, fig)
+    md.append("The figure: star / sum per backend and model; the dashed line is the paper's CPU ratio for S4, the "
+              "dotted one no difference.")  # fmt: skip
+    return SectionResult(results, "\n".join(md), figures=[fig], claims=claims)
+
+
+def _plot_star_over_sum(rows: list[dict], backends: list[str], models: Sequence[str], path) -> None:
+    """Grouped bars: one group per backend, one bar per model, height star / sum."""
+    width = 0.8 / len(models)
+    with figure(path, figsize=(6.0, 3.6)) as ax:
+        for i, name in enumerate(models):
+            heights = [next(r["star_over_sum"] for r in rows if r["backend"] == b and r["model"] == name)
+                       for b in backends]  # fmt: skip
+            ax.bar([j + (i - (len(models) - 1) / 2) * width for j in range(len(backends))], heights, width,
+                   label=name)  # fmt: skip
+        ax.axhline(PAPER_TABLE8_CPU["starnet_s4"]["star"] / PAPER_TABLE8_CPU["starnet_s4"]["sum"], color="k",
+                   linestyle="--", linewidth=1, label="paper CPU, S4")  # fmt: skip
+        ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.set_xticks(range(len(backends)), backends)
+        ax.set_ylabel("latency star / sum")
+        ratios = [r["star_over_sum"] for r in rows]
+        ax.set_ylim(min(0.85, min(ratios) - 0.02), max(1.2, max(ratios) + 0.02))
+        ax.set_title("Star vs sum latency, batch 1, 224²")
+        ax.legend(fontsize=8, ncol=2)

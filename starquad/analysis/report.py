@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import platform
 import time
 import traceback
@@ -24,7 +25,7 @@ import torch
 
 from starquad.errors import ConfigError
 from starquad.io import atomic_write
-from starquad.runtime import progress
+from starquad.runtime import cpu_model, progress
 from starquad.stats import METHOD, verdict_table
 
 __all__ = [
@@ -127,6 +128,21 @@ def _software_versions() -> dict[str, str]:
     }
 
 
+def _git_commit() -> str:
+    """The checkout's commit (with ``+changes`` when the working tree differs), or ``unknown`` outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def _render(meta: dict[str, Any], records: dict[str, dict[str, Any]], bodies: dict[str, SectionResult]) -> str:
     lines = [
         "# starquad reproduce — report",
@@ -134,12 +150,14 @@ def _render(meta: dict[str, Any], records: dict[str, dict[str, Any]], bodies: di
         f"Command: `{meta['command']}`  ",
         f"Mode: {meta['mode']}, seed {meta['seed']}, {meta['threads']} torch threads, started {meta['started']}  ",
         f"Machine: {meta['machine']}  ",
+        f"Commit: {meta.get('commit', 'unknown')}  ",
         "Software: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         "",
         "| section | status | seconds |",
         "|---|---|---|",
     ]
     lines += [f"| [{n}](#{n}) | {r['status']} | {r['seconds']:.1f} |" for n, r in records.items()]
+    lines.append(f"| all | | {sum(r['seconds'] for r in records.values()):.1f} |")
     claims = [dict(c, section=f"[{n}](#{n})") for n, body in bodies.items() for c in body.claims]
     if claims:
         lines += ["", "## Verdicts", "", f"Each claim from runs paired by seed ({METHOD}; a − b in the claim's "
@@ -198,7 +216,8 @@ def run_reproduce(
         "seed": seed,
         "threads": torch.get_num_threads(),
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores ({platform.machine()}, {platform.system()})",
+        "commit": _git_commit(),
         "versions": _software_versions(),
     }
     records: dict[str, dict[str, Any]] = {}

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import time
@@ -38,6 +37,7 @@ from typing import Any
 
 from starquad.errors import ConfigError, StarquadError
 from starquad.nas.space import SearchSpace, build, from_record, layer_ops, random_arch
+from starquad.runtime import cpu_model
 
 __all__ = ["LatencyTable", "Protocol", "UnknownOpError", "build_table", "default_table_path", "fingerprint",
            "latency_percentiles", "measure_arch", "measure_archs", "validate_table", "validation_archs"]  # fmt: skip
@@ -73,35 +73,26 @@ class Protocol:
     retries: int = 2  # … up to this many times
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(protocol: Protocol) -> dict[str, Any]:
     """What a table's timings depend on besides the network."""
     import onnxruntime
     import torch
 
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "threads": protocol.threads, "runtime": protocol.runtime,
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": protocol.threads, "runtime": protocol.runtime,
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
 
 
 def default_table_path(space: str, protocol: Protocol) -> Path:
-    """Where a table of ``space`` under ``protocol`` is cached for this machine: ``$XDG_CACHE_HOME`` (or
-    ``~/.cache``) ``/starquad/latency/``, named by space, runtime, threads, input and a hash of the fingerprint,
-    so another machine, runtime version or setup never finds this one's table."""
+    """Where a table of ``space`` under ``protocol`` is cached for this machine: ``latency/`` in starquad's cache
+    folder (:func:`starquad.io.cache_dir`), named by space, runtime, threads, input and a hash of the
+    fingerprint, so another machine, runtime version or setup never finds this one's table."""
     import hashlib
 
+    from starquad.io import cache_dir
+
     digest = hashlib.sha256(json.dumps(fingerprint(protocol), sort_keys=True).encode()).hexdigest()[:10]
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "starquad" / "latency"
-    return root / (f"{space}-{protocol.runtime}-t{protocol.threads}-{protocol.in_chans}x{protocol.img_size}px-"
-                   f"{digest}.json")  # fmt: skip
+    return cache_dir("latency") / (f"{space}-{protocol.runtime}-t{protocol.threads}-{protocol.in_chans}x"
+                                   f"{protocol.img_size}px-{digest}.json")  # fmt: skip
 
 
 def _key(op: str, shape: Sequence[int]) -> str:

@@ -9,8 +9,9 @@ PyTorch's. (Taking the three branches of a quadratic conv in one pass over the i
 pay: the accumulators of three branches no longer fit the registers.)
 
 The extension is compiled once per machine and source (``make setup`` does it; otherwise the first use does)
-into ``~/.cache/starquad/ext/`` with ``-O3 -march=native``; the folder name carries a hash of the source, the
-torch version and the CPU model, so a different machine or version builds its own. When it cannot be built or
+into ``ext/`` of starquad's cache folder (:func:`starquad.io.cache_dir`, ``~/.cache/starquad`` by default)
+with ``-O3 -march=native``; the folder name carries a hash of the source, the torch version and the CPU
+model, so a different machine or version builds its own. When it cannot be built or
 loaded, :func:`extension` logs one line and returns ``None``, and callers use PyTorch's kernel. Set
 ``STARQUAD_DWCONV=0`` to use PyTorch's kernel always.
 """
@@ -21,7 +22,6 @@ import functools
 import hashlib
 import logging
 import os
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from starquad.io import cache_dir
+from starquad.runtime import cpu_model
+
 __all__ = ["DepthwiseConv2d", "depthwise_backward", "extension", "supports"]
 
 _LOG = logging.getLogger(__name__)
@@ -37,21 +40,10 @@ _SOURCE = Path(__file__).parent / "csrc" / "dwconv.cpp"
 _aten = torch.ops.aten
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def build_directory() -> Path:
     """Where this machine's build of the extension lives (keyed by source, torch version and CPU)."""
-    key = hashlib.sha256(_SOURCE.read_bytes() + torch.__version__.encode() + _cpu_model().encode()).hexdigest()[:12]
-    root = Path(os.environ.get("STARQUAD_CACHE", Path.home() / ".cache" / "starquad"))
-    return root / "ext" / f"dwconv-{key}"
+    key = hashlib.sha256(_SOURCE.read_bytes() + torch.__version__.encode() + cpu_model().encode()).hexdigest()[:12]
+    return cache_dir("ext", f"dwconv-{key}")
 
 
 @functools.cache

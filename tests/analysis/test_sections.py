@@ -53,6 +53,13 @@ def test_training_sections_end_to_end(tmp_path, tiny_budget):
     assert abl["fusion_per_stage"]["star,star,star,star"]["top1"] == abl["act_placement"]["one"]["top1"]
     report = (tmp_path / "report.md").read_text()
     assert "paper S4" in report and "(demonet_width.png)" in report and "**Claims:**" in report
+    # the header says where and from what it ran: the CPU by name, the commit, and the total wall time
+    from starquad.runtime import cpu_model
+
+    meta = results["_meta"]
+    assert meta["machine"].startswith(cpu_model()) and meta["commit"]
+    assert f"Machine: {meta['machine']}" in report and f"Commit: {meta['commit']}" in report
+    assert "| all | |" in report
 
 
 def test_same_seed_same_numbers(tmp_path, monkeypatch):
@@ -167,3 +174,5 @@ def test_star_latency_pairs_star_and_sum_on_each_backend(tmp_path, monkeypatch):
     for r in results["rows"]:
         assert r["star_ms"] > 0 and r["sum_ms"] > 0 and r["star_over_sum"] == r["star_ms"] / r["sum_ms"]
     assert [c["n"] for c in results["claims"]] == [5, 5]  # one pair per interleaved round
+    assert (tmp_path / "star_latency_ratios.png").stat().st_size > 0
+    assert "(star_latency_ratios.png)" in (tmp_path / "report.md").read_text()
