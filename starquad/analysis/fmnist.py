@@ -101,6 +101,7 @@ def fmnist_run(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], se
             record = json.loads(kept.read_text())
             if record.get("key") == key:
                 _LOG.info(f"  {label}: top-1 {record['result']['top1']:.2f}% (kept from an earlier run: {kept.name})")
+                ctx.kept_seconds.append(float(record["result"]["seconds"]))
                 return {**record["result"], "kept": True}
         except (ValueError, KeyError, TypeError):
             pass  # a damaged record is trained again and overwritten

@@ -9,6 +9,7 @@ and the others still run. After every section the runner rewrites ``report.md`` 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -42,12 +43,15 @@ _LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SectionContext:
-    """What a section gets: where to write, how thorough to be, the seed and the data folder."""
+    """What a section gets: where to write, how thorough to be, the seed and the data folder; ``kept_seconds``
+    collects the training time of runs read back from an earlier, interrupted invocation (so a report finished in
+    parts still says what its sections cost)."""
 
     out_dir: Path
     full: bool = False
     seed: int = 0
     data_dir: Path | None = None
+    kept_seconds: list[float] = field(default_factory=list)
 
     def figure_path(self, section: str, name: str) -> Path:
         """Where a section's PNG figure goes (inside ``out_dir``, so the report can embed it)."""
@@ -153,11 +157,16 @@ def _render(meta: dict[str, Any], records: dict[str, dict[str, Any]], bodies: di
         f"Commit: {meta.get('commit', 'unknown')}  ",
         "Software: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         "",
-        "| section | status | seconds |",
-        "|---|---|---|",
+        "Seconds: this invocation's wall time per section; *kept*: the training time of runs that an earlier, "
+        "interrupted invocation finished and this one read back (their sum is what the section cost in all).",
+        "",
+        "| section | status | seconds | kept (s) |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| [{n}](#{n}) | {r['status']} | {r['seconds']:.1f} |" for n, r in records.items()]
-    lines.append(f"| all | | {sum(r['seconds'] for r in records.values()):.1f} |")
+    lines += [f"| [{n}](#{n}) | {r['status']} | {r['seconds']:.1f} | {r['kept_seconds']:.0f} |"
+              for n, r in records.items()]  # fmt: skip
+    lines.append(f"| all | | {sum(r['seconds'] for r in records.values()):.1f} | "
+                 f"{sum(r['kept_seconds'] for r in records.values()):.0f} |")  # fmt: skip
     claims = [dict(c, section=f"[{n}](#{n})") for n, body in bodies.items() for c in body.claims]
     if claims:
         lines += ["", "## Verdicts", "", f"Each claim from runs paired by seed ({METHOD}; a − b in the claim's "
@@ -228,16 +237,18 @@ def run_reproduce(
         section = _SECTIONS[name]
         log(f"[reproduce] {name}: {section.title} ...")
         t0 = time.perf_counter()
+        section_ctx = dataclasses.replace(ctx, kept_seconds=[])
         try:
-            body = section.run(ctx)
+            body = section.run(section_ctx)
             rec = {"status": "ok"}
             bodies[name] = body
             results[name] = {"status": "ok", **body.results, "claims": body.claims}
         except Exception as e:  # a failing section is reported; the others still run
             rec = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
             results[name] = {"status": "failed", "error": rec["error"]}
-        rec.update(title=section.title, seconds=time.perf_counter() - t0)
+        rec.update(title=section.title, seconds=time.perf_counter() - t0, kept_seconds=sum(section_ctx.kept_seconds))
         results[name]["seconds"] = round(rec["seconds"], 2)
+        results[name]["kept_seconds"] = round(rec["kept_seconds"], 2)
         records[name] = rec
         log(
             f"[reproduce] {name}: {rec['status']} in {rec['seconds']:.1f}s"

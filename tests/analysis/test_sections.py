@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -142,8 +143,12 @@ def test_an_interrupted_report_resumes_with_the_same_numbers(tmp_path, tiny_budg
     resumed = run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None)["placement"]
     assert resumed["status"] == "ok", resumed.get("error")
     assert len(calls) == 8 - 2  # 4 variants × 2 seeds, less the 2 kept (the interrupted one is trained again)
+    kept = [json.loads(p.read_text())["result"]["seconds"] for p in sorted((tmp_path / "cut" / "runs").glob("*.json"))]
+    assert 0 < resumed["kept_seconds"] < sum(kept)  # the two read back count; the six trained now are in "seconds"
+    assert "| kept (s) |" in (tmp_path / "cut" / "report.md").read_text()
     monkeypatch.setattr(train_pkg, "train", real_train)
     whole = run_reproduce(tmp_path / "whole", sections=["placement"], log=lambda m: None)["placement"]
+    assert whole["kept_seconds"] == 0
     assert {k: v["top1"] for k, v in resumed["runs"].items()} == {k: v["top1"] for k, v in whole["runs"].items()}
 
 
