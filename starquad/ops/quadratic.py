@@ -167,6 +167,7 @@ class _BranchedLinear:
 
     def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
             which: Sequence[bool] | None = None) -> list[torch.Tensor]:  # fmt: skip
+        """The branch outputs, all of them (one matmul computes every branch; ``which`` changes nothing here)."""
         return list(F.linear(x, weight, bias).chunk(self.n_branches, -1))
 
     def backward(self, grads: list[torch.Tensor], x: torch.Tensor, weight: torch.Tensor, needs: Sequence[bool]):
