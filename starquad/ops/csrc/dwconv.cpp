@@ -8,8 +8,8 @@
 //   dW[c, ky, kx] = sum_{n, oy, ox} g[n, oy, ox, c] * x[n, oy*s + ky - p, ox*s + kx - p, c]
 //
 // float32 with k in {3, 5, 7, 9} takes the register-blocked kernel (weight_grad_vec); other types and kernels a
-// plain loop whose innermost loop the compiler vectorises (weight_grad_loop). Tasks split channels, and the batch
-// too when there are fewer channel blocks than threads, with the batch parts summed at the end (weight_grad).
+// plain loop whose innermost loop the compiler vectorises (weight_grad_loop). Work is split into cache-sized tiles
+// of output rows, each thread summing into its own buffer (weight_grad).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -28,13 +28,14 @@ Geometry geometry(const at::Tensor& x, const at::Tensor& g, int64_t K, int64_t S
   return {x.size(0), x.size(1), x.size(2), x.size(3), g.size(2), g.size(3), K, S, P};
 }
 
-// The plain loop (any type, any kernel): channels [c0, c0 + cb) over batch items [n0, n1), into acc[ky][kx][cb].
+// The plain loop (any type, any kernel): channels [c0, c0 + cb) over batch items [n0, n1) and output rows
+// [oy0, oy1), added into acc[(ky * K + kx) * ldc + c].
 template <typename T>
-void weight_grad_loop(const T* x, const T* g, T* acc, const Geometry& d, int64_t c0, int64_t cb, int64_t n0,
-                      int64_t n1) {
+void weight_grad_loop(const T* x, const T* g, T* acc, int64_t ldc, const Geometry& d, int64_t c0, int64_t cb,
+                      int64_t n0, int64_t n1, int64_t oy0, int64_t oy1) {
   const int64_t K = d.K;
   for (int64_t n = n0; n < n1; ++n) {
-    for (int64_t oy = 0; oy < d.OH; ++oy) {
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
       for (int64_t ox = 0; ox < d.OW; ++ox) {
         const T* gp = g + ((n * d.OH + oy) * d.OW + ox) * d.C + c0;
         for (int64_t ky = 0; ky < K; ++ky) {
@@ -44,7 +45,7 @@ void weight_grad_loop(const T* x, const T* g, T* acc, const Geometry& d, int64_t
             const int64_t ix = ox * d.S + kx - d.P;
             if (ix < 0 || ix >= d.W) continue;
             const T* xp = x + ((n * d.H + iy) * d.W + ix) * d.C + c0;
-            T* a = acc + (ky * K + kx) * cb;
+            T* a = acc + (ky * K + kx) * ldc;
 #pragma omp simd
             for (int64_t c = 0; c < cb; ++c) a[c] += gp[c] * xp[c];
           }
@@ -68,8 +69,8 @@ typedef float vec_t __attribute__((vector_size(kVec * sizeof(float)), aligned(4)
 inline vec_t load(const float* p) { return *reinterpret_cast<const vec_t*>(p); }
 
 template <int K>
-void weight_grad_vec(const float* x, const float* g, float* dw, const Geometry& d, int64_t c0, int64_t n0,
-                     int64_t n1) {
+void weight_grad_vec(const float* x, const float* g, float* dw, int64_t ldc, const Geometry& d, int64_t c0,
+                     int64_t n0, int64_t n1, int64_t oy0, int64_t oy1) {
   // interior: ox * S - P >= 0 and ox * S + K - 1 - P < W
   const int64_t ox_lo = std::min<int64_t>(d.OW, (d.P + d.S - 1) / d.S);
   const int64_t ox_hi = std::max<int64_t>(ox_lo, std::min<int64_t>(d.OW, d.W + d.P - K >= 0 ? (d.W + d.P - K) / d.S + 1 : 0));
@@ -79,7 +80,7 @@ void weight_grad_vec(const float* x, const float* g, float* dw, const Geometry& 
     for (int r = 0; r < kRows; ++r)
       for (int kx = 0; kx < K; ++kx) acc[r][kx] = vec_t{};
     for (int64_t n = n0; n < n1; ++n) {
-      for (int64_t oy = 0; oy < d.OH; ++oy) {
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
         const float* grow = g + (n * d.OH + oy) * d.OW * d.C + c0;
         const float* xrow[kRows];
         bool valid[kRows];
@@ -116,11 +117,12 @@ void weight_grad_vec(const float* x, const float* g, float* dw, const Geometry& 
     }
     for (int r = 0; r < rows; ++r)
       for (int kx = 0; kx < K; ++kx)
-        for (int c = 0; c < kVec; ++c) dw[((ky0 + r) * K + kx) * kVec + c] = acc[r][kx][c];
+        for (int c = 0; c < kVec; ++c) dw[((ky0 + r) * K + kx) * ldc + c] += acc[r][kx][c];
   }
 }
 
-using VecKernel = void (*)(const float*, const float*, float*, const Geometry&, int64_t, int64_t, int64_t);
+using VecKernel = void (*)(const float*, const float*, float*, int64_t, const Geometry&, int64_t, int64_t, int64_t,
+                           int64_t, int64_t);
 
 VecKernel vec_kernel(int64_t K) {
   switch (K) {
@@ -132,41 +134,49 @@ VecKernel vec_kernel(int64_t K) {
   }
 }
 
-// One gradient's dW: tasks of `block` channels (split over the batch too when there are fewer blocks than twice the
-// threads), each into its own [ky][kx][cb] buffer, then the batch parts summed. A float32 task of a whole vector
-// with K in {3, 5, 7, 9} takes the register-blocked kernel; the rest (other types and kernels, the channels left
-// over after the last whole vector) the plain loop.
+// One gradient's dW. The work is split into tiles of a few output rows of one batch item (or of a few whole images
+// when the maps are small), small enough that the tile's input and gradient rows stay in the core's L2 cache while
+// every channel vector (and every block of kernel rows) passes over them; so x and g are read from memory about
+// once, not once per channel vector and row block.
+// Each thread adds its tiles into its own [ky][kx][c] buffer; the buffers are summed at the end. Float32 with K in
+// {3, 5, 7, 9} takes the register-blocked kernel for whole SIMD vectors of channels; the rest (other types and
+// kernels, the channels after the last whole vector) the plain loop.
+constexpr int64_t kTileBytes = 256 * 1024;
+
 template <typename T>
 at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& grad, const Geometry& d) {
-  const int64_t K = d.K;
+  const int64_t K = d.K, KKC = d.K * d.K * d.C;
   const VecKernel fast = std::is_same<T, float>::value ? vec_kernel(K) : nullptr;
-  const int64_t block = fast ? kVec : 64;
-  const int64_t blocks = (d.C + block - 1) / block;
-  const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(d.N, (2 * at::get_num_threads() + blocks - 1) / blocks));
-  std::vector<T> partial(static_cast<size_t>(splits * K * K * d.C), T(0));  // [split][ky][kx][c]
+  const int64_t row_bytes = (d.S * d.W + d.OW) * d.C * static_cast<int64_t>(sizeof(T));  // per output row
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(d.OH, kTileBytes / std::max<int64_t>(1, row_bytes)));
+  const int64_t tiles = (d.OH + rows - 1) / rows;
+  const int64_t threads = at::get_num_threads();
+  // small maps: a tile holds several whole images (fewer flushes of the registers), still two tiles per thread
+  const int64_t fit = rows == d.OH ? std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, d.OH * row_bytes)) : 1;
+  const int64_t imgs = std::max<int64_t>(1, std::min(fit, d.N / (2 * threads)));
+  const int64_t blocks = (d.N + imgs - 1) / imgs;
+  std::vector<T> partial(static_cast<size_t>(threads * KKC), T(0));  // [thread][ky][kx][c]
   const T* xp = x.data_ptr<T>();
   const T* gp = grad.data_ptr<T>();
-  at::parallel_for(0, blocks * splits, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t blk = task % blocks, split = task / blocks;
-      const int64_t n0 = d.N * split / splits, n1 = d.N * (split + 1) / splits;
-      const int64_t c0 = blk * block, cb = std::min(block, d.C - c0);
-      std::vector<T> acc(static_cast<size_t>(K * K * cb), T(0));
-      if (fast && cb == kVec) {
-        fast(reinterpret_cast<const float*>(xp), reinterpret_cast<const float*>(gp),
-             reinterpret_cast<float*>(acc.data()), d, c0, n0, n1);
-      } else {
-        weight_grad_loop<T>(xp, gp, acc.data(), d, c0, cb, n0, n1);
+  at::parallel_for(0, blocks * tiles, 1, [&](int64_t begin, int64_t end) {
+    T* acc = partial.data() + std::min<int64_t>(at::get_thread_num(), threads - 1) * KKC;
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t n0 = (unit / tiles) * imgs, n1 = std::min(d.N, n0 + imgs);
+      const int64_t oy0 = (unit % tiles) * rows, oy1 = std::min(d.OH, oy0 + rows);
+      int64_t c0 = 0;
+      if (fast) {
+        for (; c0 + kVec <= d.C; c0 += kVec)
+          fast(reinterpret_cast<const float*>(xp), reinterpret_cast<const float*>(gp),
+               reinterpret_cast<float*>(acc + c0), d.C, d, c0, n0, n1, oy0, oy1);
       }
-      T* out = partial.data() + split * K * K * d.C;
-      for (int64_t kk = 0; kk < K * K; ++kk) std::copy(acc.data() + kk * cb, acc.data() + (kk + 1) * cb, out + kk * d.C + c0);
+      if (c0 < d.C) weight_grad_loop<T>(xp, gp, acc + c0, d.C, d, c0, d.C - c0, n0, n1, oy0, oy1);
     }
   });
   at::Tensor w = at::zeros({K, K, d.C}, x.options());  // [ky][kx][c], transposed to (C, 1, K, K) below
   T* wp = w.data_ptr<T>();
-  for (int64_t sp = 0; sp < splits; ++sp) {
-    const T* src = partial.data() + sp * K * K * d.C;
-    for (int64_t i = 0; i < K * K * d.C; ++i) wp[i] += src[i];
+  for (int64_t t = 0; t < threads; ++t) {
+    const T* src = partial.data() + t * KKC;
+    for (int64_t i = 0; i < KKC; ++i) wp[i] += src[i];
   }
   return w.permute({2, 0, 1}).unsqueeze(1).contiguous();
 }
