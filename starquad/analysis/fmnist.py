@@ -61,12 +61,15 @@ def seeds_for(ctx: SectionContext, budget: FmnistBudget) -> list[int]:
 
 @functools.cache
 def code_fingerprint() -> str:
-    """A hash of the source that decides a training's outcome (``starquad/{ops,models,data,train}``)."""
+    """A hash of the source that decides a training's outcome (``starquad/{ops,models,data,train}``: the Python
+    files and the C++ extension's source)."""
     import starquad
 
     root = Path(starquad.__file__).parent
     h = hashlib.sha256()
-    for path in sorted(p for pkg in ("ops", "models", "data", "train") for p in (root / pkg).rglob("*.py")):
+    sources = (p for pkg in ("ops", "models", "data", "train") for pattern in ("*.py", "*.cpp")
+               for p in (root / pkg).rglob(pattern))  # fmt: skip
+    for path in sorted(sources):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 

@@ -181,3 +181,31 @@ def test_star_latency_pairs_star_and_sum_on_each_backend(tmp_path, monkeypatch):
     assert [c["n"] for c in results["claims"]] == [5, 5]  # one pair per interleaved round
     assert (tmp_path / "star_latency_ratios.png").stat().st_size > 0
     assert "(star_latency_ratios.png)" in (tmp_path / "report.md").read_text()
+
+
+def test_the_code_fingerprint_covers_what_trains_and_nothing_else(tmp_path, monkeypatch):
+    """Kept runs are keyed by a hash of ops/models/data/train, the C++ extension's source included; the report
+    code (analysis) may change without invalidating them."""
+    import starquad
+
+    pkg = tmp_path / "starquad"
+    for rel, text in {"__init__.py": "", "ops/a.py": "A = 1\n", "ops/csrc/k.cpp": "int k;\n",
+                      "analysis/x.py": "X = 1\n"}.items():  # fmt: skip
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    monkeypatch.setattr(starquad, "__file__", str(pkg / "__init__.py"))
+
+    def fingerprint():  # computed once per process normally: clear the cache around each look
+        fmnist.code_fingerprint.cache_clear()
+        return fmnist.code_fingerprint()
+
+    try:
+        first = fingerprint()
+        (pkg / "ops/csrc/k.cpp").write_text("int k = 2;\n")
+        second = fingerprint()
+        (pkg / "analysis/x.py").write_text("X = 2\n")
+        assert first != second == fingerprint()
+        (pkg / "ops/a.py").write_text("A = 2\n")
+        assert fingerprint() != second
+    finally:
+        fmnist.code_fingerprint.cache_clear()
