@@ -157,8 +157,9 @@ def _render(meta: dict[str, Any], records: dict[str, dict[str, Any]], bodies: di
         f"Commit: {meta.get('commit', 'unknown')}  ",
         "Software: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         "",
-        "Seconds: this invocation's wall time per section; *kept*: the training time of runs that an earlier, "
-        "interrupted invocation finished and this one read back (their sum is what the section cost in all).",
+        "Seconds: this invocation's wall time per section; *kept*: the training time of runs the section read "
+        "back instead of training them: finished by an earlier, interrupted invocation, or by an earlier section "
+        "that shares the network (then already inside that section's seconds).",
         "",
         "| section | status | seconds | kept (s) |",
         "|---|---|---|---|",
