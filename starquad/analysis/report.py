@@ -44,8 +44,9 @@ _LOG = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SectionContext:
     """What a section gets: where to write, how thorough to be, the seed and the data folder; ``kept_seconds``
-    collects the training time of runs read back from an earlier, interrupted invocation (so a report finished in
-    parts still says what its sections cost)."""
+    collects the training time of runs read back instead of trained (finished by an earlier, interrupted
+    invocation or by an earlier section that shares the network), so a report finished in parts still says what
+    its sections cost."""
 
     out_dir: Path
     full: bool = False
