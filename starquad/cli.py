@@ -410,7 +410,7 @@ def _add_nas_parsers(sub, common) -> None:
 
 
 EVAL_OPTIONS = ("model", "model_kwargs", "data", "data_dir", "img_size", "eval_subset", "batch_size", "crop_pct",
-                "interpolation", "channels_last", "amp", "threads", "workers")  # fmt: skip
+                "interpolation", "tta_flip", "channels_last", "amp", "threads", "workers")  # fmt: skip
 
 
 def _add_train_parsers(sub, common) -> None:

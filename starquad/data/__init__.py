@@ -1,5 +1,6 @@
 """Datasets by name and the transforms that fit them to a model."""
 
+from starquad.data.batched import ArrayBatches, BatchAugment, batch_as_is
 from starquad.data.datasets import (
     ArrayImageDataset,
     DatasetSpec,
@@ -15,11 +16,14 @@ from starquad.data.transforms import ToChannels, build_transform
 from starquad.errors import DatasetError
 
 __all__ = [
+    "ArrayBatches",
     "ArrayImageDataset",
+    "BatchAugment",
     "DatasetError",
     "DatasetSpec",
     "PointDataset",
     "ToChannels",
+    "batch_as_is",
     "build_dataset",
     "build_transform",
     "dataset_info",

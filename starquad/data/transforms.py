@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from PIL import Image
-from timm.data import create_transform
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 from torchvision import transforms as T
 
 from starquad.errors import ConfigError
 
-__all__ = ["ToChannels", "build_transform"]
+__all__ = ["ToChannels", "build_transform", "normalisation"]
 
 
 class ToChannels:
@@ -61,8 +61,7 @@ def build_transform(
             ``auto_augment``, ``re_prob``, ``color_jitter``, …).
     """
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-    mean = _per_channel(mean, in_chans, "mean")
-    std = _per_channel(std, in_chans, "std")
+    mean, std = normalisation(mean, std, in_chans)
     inner = create_transform(
         input_size=(in_chans, *size),
         is_training=is_training,
@@ -75,9 +74,17 @@ def build_transform(
     return T.Compose([ToChannels(in_chans), inner])
 
 
-def _per_channel(values: Sequence[float] | None, in_chans: int, what: str) -> tuple[float, ...] | None:
+def normalisation(mean: Sequence[float] | None, std: Sequence[float] | None, in_chans: int
+                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:  # fmt: skip
+    """Per-channel ``(mean, std)`` for ``in_chans`` channels: a single value is broadcast; the default is
+    ImageNet's (timm's) for 3 channels and 0.5/0.5 for one."""
+    return _per_channel(mean, in_chans, "mean"), _per_channel(std, in_chans, "std")
+
+
+def _per_channel(values: Sequence[float] | None, in_chans: int, what: str) -> tuple[float, ...]:
     if values is None:
-        return None if in_chans == 3 else (0.5,) * in_chans
+        default = {"mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD}[what]
+        return tuple(default) if in_chans == 3 else (0.5,) * in_chans
     values = tuple(float(v) for v in values)
     if len(values) == 1:
         return values * in_chans

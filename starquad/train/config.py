@@ -82,10 +82,15 @@ class TrainConfig:
     hflip: float = option(0.5, "horizontal-flip probability", low=0, high=1)
     color_jitter: float = option(0.4, "colour-jitter strength (timm's default; 0: off)", low=0, high=10)
     no_aug: bool = option(False, "no training augmentation (training images get the evaluation transform)")
+    batch_aug: bool = option(False, "augment whole batches with tensor ops (random-resized crop, flip, random "
+                             "erasing) instead of PIL per image: in-memory datasets only (fashion-mnist, digits, "
+                             "synthetic); needs color_jitter 0 and no aa")  # fmt: skip
     crop_pct: float | None = option(None, "evaluation centre-crop fraction (default: the model cfg's, e.g. 0.875 "
                                     "for ImageNet-size inputs; 1 for small datasets)", low=0, high=1,
                                     low_open=True)  # fmt: skip
     interpolation: str | None = option(None, "evaluation resize interpolation (default: the model cfg's, e.g. bicubic)")
+    tta_flip: bool = option(False, "evaluate each image and its mirror image and average the logits (flip "
+                            "test-time augmentation: twice the evaluation time)")  # fmt: skip
     drop_path: float = option(0.0, "stochastic depth rate", low=0, high=0.999)
     model_ema: bool = option(False, "keep an EMA of the weights and evaluate it too")
     model_ema_decay: float = option(0.9998, "EMA decay", low=0, high=1)
@@ -115,6 +120,10 @@ class TrainConfig:
         if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
             choices = ", ".join(INTERPOLATIONS)
             raise ConfigError(f"unknown interpolation '{self.interpolation}'; choose one of: {choices}")
+        if self.batch_aug and (self.aa or self.color_jitter > 0):
+            what = "aa (auto-augment)" if self.aa else f"color_jitter {self.color_jitter:g}"
+            raise ConfigError(f"batch_aug does crops, flips and random erasing only, not {what}; set "
+                              f"{'aa: null' if self.aa else 'color_jitter: 0'} or batch_aug: false")  # fmt: skip
         if self.min_lr > self.lr:
             raise ConfigError(f"min_lr ({self.min_lr:g}) must not exceed lr ({self.lr:g})")
 

@@ -116,8 +116,10 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, *, amp: bool = False,
-             channels_last: bool = False) -> dict[str, float]:  # fmt: skip
-    """Cross-entropy loss, top-1 and top-5 accuracy (%) over the whole loader, summed over processes."""
+             channels_last: bool = False, tta_flip: bool = False) -> dict[str, float]:  # fmt: skip
+    """Cross-entropy loss, top-1 and top-5 accuracy (%) over the whole loader, summed over processes.
+
+    ``tta_flip``: the logits are the mean of the image's and its mirror image's (flip test-time augmentation)."""
     model.eval()
     loss_sum, correct1, correct5, n = 0.0, 0.0, 0.0, 0.0
     criterion = nn.CrossEntropyLoss(reduction="sum")
@@ -126,8 +128,9 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, *, amp: b
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            logits = model(x)
-        logits = logits.float()
+            logits = model(x).float()
+            if tta_flip:
+                logits = (logits + model(x.flip(-1)).float()) / 2
         loss_sum += criterion(logits, y).item()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hits = top.eq(y[:, None])

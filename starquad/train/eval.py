@@ -28,4 +28,5 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike) -> dict
         load_checkpoint(model, checkpoint)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return evaluate(model, eval_loader, torch.device("cpu"), amp=cfg.amp, channels_last=cfg.channels_last)
+        return evaluate(model, eval_loader, torch.device("cpu"), amp=cfg.amp, channels_last=cfg.channels_last,
+                        tta_flip=cfg.tta_flip)

@@ -104,13 +104,20 @@ def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[Data
     ev = eval_data_config(cfg, spec)
     img_size = ev["img_size"]
     mean, std = spec.mean or None, spec.std or None
-    train_tf = build_transform(img_size, True, spec.in_chans, mean, std, scale=cfg.scale, ratio=cfg.ratio,
-                               hflip=cfg.hflip, color_jitter=cfg.color_jitter, auto_augment=cfg.aa,
-                               re_prob=cfg.reprob, no_aug=cfg.no_aug, interpolation=ev["interpolation"])  # fmt: skip
-    eval_tf = build_transform(img_size, False, spec.in_chans, mean, std, crop_pct=ev["crop_pct"],
-                              interpolation=ev["interpolation"])  # fmt: skip
+    if cfg.batch_aug:
+        train_tf = eval_tf = None  # the images stay uint8 arrays; _batched augments whole batches
+    else:
+        train_tf = build_transform(img_size, True, spec.in_chans, mean, std, scale=cfg.scale, ratio=cfg.ratio,
+                                   hflip=cfg.hflip, color_jitter=cfg.color_jitter, auto_augment=cfg.aa,
+                                   re_prob=cfg.reprob, no_aug=cfg.no_aug,
+                                   interpolation=ev["interpolation"])  # fmt: skip
+        eval_tf = build_transform(img_size, False, spec.in_chans, mean, std, crop_pct=ev["crop_pct"],
+                                  interpolation=ev["interpolation"])  # fmt: skip
     train_ds = build_dataset(cfg.data, "train", cfg.data_dir, train_tf, subset=cfg.subset, seed=cfg.seed)
     eval_ds = build_dataset(cfg.data, "test", cfg.data_dir, eval_tf, subset=cfg.eval_subset, seed=cfg.seed)
+    collate = None
+    if cfg.batch_aug:
+        train_ds, eval_ds, collate = _batched(cfg, spec, ev, train_ds, eval_ds)
     num_classes = spec.num_classes or len(train_ds.classes)
     if list(getattr(eval_ds, "classes", [])) != list(getattr(train_ds, "classes", [])):
         raise ConfigError(f"{cfg.data}: the train and test splits have different classes "
@@ -120,10 +127,30 @@ def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[Data
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     drop_last = len(train_ds) >= cfg.batch_size * world
     train_loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=drop_last,
-                              persistent_workers=cfg.workers > 0)  # fmt: skip
+                              persistent_workers=cfg.workers > 0, collate_fn=collate)  # fmt: skip
     eval_part = Subset(eval_ds, list(range(rank, len(eval_ds), world)))  # exact: no padding, counts are summed
-    eval_loader = DataLoader(eval_part, max(cfg.batch_size, 64), shuffle=False, num_workers=cfg.workers)
+    eval_loader = DataLoader(eval_part, max(cfg.batch_size, 64), shuffle=False, num_workers=cfg.workers,
+                             collate_fn=collate)  # fmt: skip
     return train_loader, eval_loader, spec, num_classes
+
+
+def _batched(cfg: TrainConfig, spec: Any, ev: dict[str, Any], train_ds: Any, eval_ds: Any) -> tuple[Any, Any, Any]:
+    """``cfg.batch_aug``: the two in-memory splits served a batch at a time, augmented as whole batches."""
+    from starquad.data import ArrayBatches, ArrayImageDataset, BatchAugment, batch_as_is
+    from starquad.data.transforms import normalisation
+
+    if not isinstance(train_ds, ArrayImageDataset):
+        raise ConfigError(f"batch_aug needs a dataset held in memory (fashion-mnist, digits, synthetic); "
+                          f"'{cfg.data}' is read per image: set batch_aug: false")  # fmt: skip
+    if ev["interpolation"] != "bilinear":
+        raise ConfigError(f"batch_aug resizes bilinearly; interpolation '{ev['interpolation']}' needs batch_aug: "
+                          "false")  # fmt: skip
+    mean, std = normalisation(spec.mean or None, spec.std or None, spec.in_chans)
+    size = ev["img_size"]
+    train_aug = BatchAugment(size, spec.in_chans, mean, std, training=not cfg.no_aug, scale=cfg.scale,
+                             ratio=cfg.ratio, hflip=cfg.hflip, re_prob=cfg.reprob, crop_pct=ev["crop_pct"])  # fmt: skip
+    eval_aug = BatchAugment(size, spec.in_chans, mean, std, training=False, crop_pct=ev["crop_pct"])
+    return ArrayBatches(train_ds, train_aug), ArrayBatches(eval_ds, eval_aug), batch_as_is
 
 
 def build_train_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
@@ -296,10 +323,12 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
                                 channels_last=cfg.channels_last, log=say, log_interval=cfg.log_interval,
                                 show_progress=is_main)  # fmt: skip
         num_updates = stats.updates
-        metrics = evaluate(model, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last)
+        metrics = evaluate(model, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last,
+                           tta_flip=cfg.tta_flip)
         ema_top1 = None
         if ema is not None:
-            ema_top1 = evaluate(ema.module, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last)["top1"]
+            ema_top1 = evaluate(ema.module, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last,
+                                tta_flip=cfg.tta_flip)["top1"]
         row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "eval_loss": metrics["loss"],
                "top1": metrics["top1"], "top5": metrics["top5"], "ema_top1": ema_top1,
                "epoch_seconds": stats.seconds, "images_per_s": stats.samples / stats.seconds}  # fmt: skip

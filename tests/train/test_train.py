@@ -36,9 +36,11 @@ def test_tiny_run_learns_and_writes_its_run_directory(tmp_path):
     assert state["epoch"] == 2 and set(weights) == set(load_file(tmp_path / "best.safetensors"))
 
 
-def test_resume_replays_the_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batch-aug"])
+def test_resume_replays_the_uninterrupted_run(tmp_path, monkeypatch, batched):
     full, cut = tmp_path / "full", tmp_path / "cut"
-    train(TrainConfig(**TINY, output=str(full)), log=lambda m: None)
+    tiny = {**TINY, **(dict(batch_aug=True, color_jitter=0.0, reprob=0.5) if batched else {})}
+    train(TrainConfig(**tiny, output=str(full)), log=lambda m: None)
     original = runner.train_one_epoch
 
     def interrupted(*args, **kwargs):
@@ -48,7 +50,7 @@ def test_resume_replays_the_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**TINY, output=str(cut)), log=lambda m: None)
+        train(TrainConfig(**tiny, output=str(cut)), log=lambda m: None)
     assert [int(r["epoch"]) for r in _rows(cut)] == [0, 1]
     monkeypatch.setattr(runner, "train_one_epoch", original)
     train(TrainConfig(resume=str(cut)), log=lambda m: None)
