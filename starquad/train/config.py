@@ -56,6 +56,10 @@ class TrainConfig:
     img_size: int | None = option(None, "input side (default: the dataset's, else the model's)", low=8, high=2048)
     subset: int | None = option(None, "train on a class-stratified subset of this many images", low=1)
     eval_subset: int | None = option(None, "evaluate on a class-stratified subset of this many images", low=1)
+    holdout: int | None = option(None, "hold this many training images out of training (class-stratified, always the "
+                                 "same ones) and evaluate on them instead of the test split: tune a recipe without "
+                                 "looking at the test set (in-memory datasets: fashion-mnist, digits, synthetic)",
+                                 low=1)  # fmt: skip
     epochs: int = option(10, "epochs of the schedule (on --resume: more extends a finished run)", low=1,
                          high=100_000, resumable=True)  # fmt: skip
     batch_size: int = option(128, "batch size per process", flags=("-b",), low=1, high=65_536)

@@ -113,8 +113,11 @@ def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[Data
                                    interpolation=ev["interpolation"])  # fmt: skip
         eval_tf = build_transform(img_size, False, spec.in_chans, mean, std, crop_pct=ev["crop_pct"],
                                   interpolation=ev["interpolation"])  # fmt: skip
-    train_ds = build_dataset(cfg.data, "train", cfg.data_dir, train_tf, subset=cfg.subset, seed=cfg.seed)
-    eval_ds = build_dataset(cfg.data, "test", cfg.data_dir, eval_tf, subset=cfg.eval_subset, seed=cfg.seed)
+    if cfg.holdout:
+        train_ds, eval_ds = _held_out(cfg, train_tf, eval_tf)
+    else:
+        train_ds = build_dataset(cfg.data, "train", cfg.data_dir, train_tf, subset=cfg.subset, seed=cfg.seed)
+        eval_ds = build_dataset(cfg.data, "test", cfg.data_dir, eval_tf, subset=cfg.eval_subset, seed=cfg.seed)
     collate = None
     if cfg.batch_aug:
         train_ds, eval_ds, collate = _batched(cfg, spec, ev, train_ds, eval_ds)
@@ -132,6 +135,36 @@ def build_loaders(cfg: TrainConfig, rank: int = 0, world: int = 1) -> tuple[Data
     eval_loader = DataLoader(eval_part, max(cfg.batch_size, 64), shuffle=False, num_workers=cfg.workers,
                              collate_fn=collate)  # fmt: skip
     return train_loader, eval_loader, spec, num_classes
+
+
+HOLDOUT_SEED = 0  # the held-out images do not change with --seed: every run of a sweep is scored on the same ones
+
+
+def _held_out(cfg: TrainConfig, train_tf: Any, eval_tf: Any) -> tuple[Any, Any]:
+    """``cfg.holdout``: (the training split less ``cfg.holdout`` class-stratified images, those images with the
+    evaluation transform); ``subset`` and ``eval_subset`` then draw from these two parts."""
+    from starquad.data import ArrayImageDataset, build_dataset
+    from starquad.data.datasets import stratified_subset
+
+    full = build_dataset(cfg.data, "train", cfg.data_dir, train_tf)
+    if not isinstance(full, ArrayImageDataset):
+        raise ConfigError(f"holdout needs a dataset held in memory (fashion-mnist, digits, synthetic); '{cfg.data}' "
+                          "is read per image: evaluate on its own validation split instead")  # fmt: skip
+    if cfg.holdout >= len(full):
+        raise ConfigError(f"holdout={cfg.holdout} leaves no training images ({cfg.data} has {len(full)}); hold out "
+                          "fewer")  # fmt: skip
+    held = np.zeros(len(full), dtype=bool)
+    held[stratified_subset(full.targets, cfg.holdout, HOLDOUT_SEED)] = True
+
+    def part(mask: np.ndarray, transform: Any, subset: int | None, seed: int, what: str) -> ArrayImageDataset:
+        idx = np.flatnonzero(mask)
+        if subset is not None:
+            idx = idx[stratified_subset(full.labels[idx], subset, seed)]
+        return ArrayImageDataset(full.images[idx], full.labels[idx], full.classes, transform,
+                                 f"{full.source} ({what})")
+
+    return (part(~held, train_tf, cfg.subset, cfg.seed, "less the held-out images"),
+            part(held, eval_tf, cfg.eval_subset, cfg.seed, "held out"))
 
 
 def _batched(cfg: TrainConfig, spec: Any, ev: dict[str, Any], train_ds: Any, eval_ds: Any) -> tuple[Any, Any, Any]:
