@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from starquad.io import cache_dir
+from starquad.io import atomic_write, cache_dir
 from starquad.runtime import cpu_model
 
 __all__ = ["DepthwiseConv2d", "depthwise_backward", "extension", "supports"]
@@ -57,7 +57,12 @@ def extension():
 
         folder = build_directory()
         folder.mkdir(parents=True, exist_ok=True)
-        return load(name=f"starquad_dwconv_{folder.name.split('-')[1]}", sources=[str(_SOURCE)],
+        # Build from a copy inside the folder: ninja keys its build on the source's path, so every checkout with the
+        # same source (the folder name carries its hash) then shares one build instead of recompiling in turn.
+        source = folder / _SOURCE.name
+        if not source.is_file() or source.read_bytes() != _SOURCE.read_bytes():
+            atomic_write(source, _SOURCE.read_bytes())
+        return load(name=f"starquad_dwconv_{folder.name.split('-')[1]}", sources=[str(source)],
                     extra_cflags=["-O3", "-march=native", "-fopenmp-simd"], build_directory=str(folder),
                     verbose=False)  # fmt: skip
     except Exception as e:  # no compiler, no ninja, a build error: PyTorch's kernel still works

@@ -98,6 +98,9 @@ class TrainConfig:
     drop_path: float = option(0.0, "stochastic depth rate", low=0, high=0.999)
     model_ema: bool = option(False, "keep an EMA of the weights and evaluate it too")
     model_ema_decay: float = option(0.9998, "EMA decay", low=0, high=1)
+    model_ema_warmup: bool = option(True, "ramp the EMA decay up from 0 (timm's warm-up, 1 - (1 + step)^-2/3, capped "
+                                    "at model_ema_decay) so that a short run's EMA is not a blend with the first "
+                                    "steps' weights (0.9998 keeps 45% of them after 4,000 steps)")  # fmt: skip
     clip_grad: float | None = option(None, "clip the gradient norm to this value", low=0, high=1e6, low_open=True)
     amp: bool = option(False, "bf16 autocast")
     channels_last: bool = option(False, "channels-last memory format")

@@ -186,6 +186,15 @@ def _batched(cfg: TrainConfig, spec: Any, ev: dict[str, Any], train_ds: Any, eva
     return ArrayBatches(train_ds, train_aug), ArrayBatches(eval_ds, eval_aug), batch_as_is
 
 
+def build_ema(cfg: TrainConfig, model: nn.Module) -> Any:
+    """timm's ``ModelEmaV3`` of ``model`` as ``cfg`` asks (``None`` without ``model_ema``)."""
+    from timm.utils import ModelEmaV3
+
+    if not cfg.model_ema:
+        return None
+    return ModelEmaV3(model, decay=cfg.model_ema_decay, use_warmup=cfg.model_ema_warmup)
+
+
 def build_train_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     """The model of ``cfg`` for data of ``num_classes`` classes and ``in_chans`` channels."""
     from starquad.models import create_model
@@ -263,7 +272,6 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
-    from timm.utils import ModelEmaV3
 
     from starquad.bench.flops import count_flops
 
@@ -295,7 +303,7 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         step_on_epochs=False,
         updates_per_epoch=updates_per_epoch,
     )  # epochs + cooldown
-    ema = ModelEmaV3(model, decay=cfg.model_ema_decay) if cfg.model_ema else None
+    ema = build_ema(cfg, model)
     mixup_fn = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
         mixup_fn = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,

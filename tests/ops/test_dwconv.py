@@ -125,3 +125,33 @@ def test_a_failed_build_is_one_line_and_no_error(monkeypatch, caplog):
         dwconv.extension.cache_clear()
     (record,) = [r for r in caplog.records if "depthwise" in r.getMessage()]
     assert "using PyTorch's kernel" in record.getMessage() and "\n" not in record.getMessage()
+
+
+def test_every_checkout_builds_from_the_one_copy_in_the_cache(monkeypatch, tmp_path):
+    """ninja keys a build on the source's path: the build reads a copy in the cache folder, so a second checkout
+    (another path, the same source) reuses the build instead of compiling again."""
+    import torch.utils.cpp_extension as cpp
+
+    seen = {}
+
+    def record(**kwargs):
+        seen.update(kwargs)
+        return "built"
+
+    monkeypatch.setenv("STARQUAD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cpp, "load", record)
+    other = tmp_path / "checkout" / "dwconv.cpp"
+    other.parent.mkdir()
+    other.write_bytes(dwconv._SOURCE.read_bytes())
+    sources = []
+    for path in (dwconv._SOURCE, other):
+        monkeypatch.setattr(dwconv, "_SOURCE", path)
+        dwconv.extension.cache_clear()
+        try:
+            assert dwconv.extension() == "built"
+        finally:
+            dwconv.extension.cache_clear()
+        sources.append(seen["sources"])
+    (copy,) = sources[0]
+    assert sources[1] == sources[0] and copy.startswith(str(tmp_path / "cache"))
+    assert open(copy, "rb").read() == other.read_bytes()
