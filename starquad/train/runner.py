@@ -11,10 +11,12 @@ replays exactly what an uninterrupted run would have done, without pickling RNG 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,25 @@ def _batched(cfg: TrainConfig, spec: Any, ev: dict[str, Any], train_ds: Any, eva
     return ArrayBatches(train_ds, train_aug), ArrayBatches(eval_ds, eval_aug), batch_as_is
 
 
+def _clock() -> float:
+    return time.perf_counter()
+
+
+def _epochs_within(limit: float, started: float, loop_started: float, done: int, epoch: int,
+                   device: torch.device) -> int:  # fmt: skip
+    """The total epochs that fit in ``limit`` seconds from ``started``, ``done`` epochs (ending at ``epoch``) having
+    taken the time since ``loop_started``: each further epoch is assumed as slow as the mean of those (rank 0
+    decides for all processes)."""
+    now = _clock()
+    per_epoch = (now - loop_started) / max(done, 1)
+    fit = epoch + int(max(0.0, limit - (now - started)) // per_epoch)
+    if dist.is_available() and dist.is_initialized():
+        t = torch.tensor([fit], dtype=torch.int64, device=device)
+        dist.broadcast(t, 0)
+        fit = int(t.item())
+    return fit
+
+
 def build_ema(cfg: TrainConfig, model: nn.Module) -> Any:
     """timm's ``ModelEmaV3`` of ``model`` as ``cfg`` asks (``None`` without ``model_ema``)."""
     from timm.utils import ModelEmaV3
@@ -275,6 +296,7 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
 
     from starquad.bench.flops import count_flops
 
+    started = _clock()
     resume_dir = Path(cfg.resume) if cfg.resume else None
     device = _init_distributed()
     rank, world = _dist_info()
@@ -292,17 +314,13 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                     momentum=cfg.momentum)  # fmt: skip
     updates_per_epoch = (len(train_loader) + cfg.grad_accum - 1) // cfg.grad_accum
-    scheduler, total_epochs = create_scheduler_v2(
-        optimizer,
-        sched=cfg.sched,
-        num_epochs=cfg.epochs,
-        warmup_epochs=cfg.warmup_epochs,
-        warmup_lr=cfg.warmup_lr,
-        min_lr=cfg.min_lr,
-        cooldown_epochs=cfg.cooldown_epochs,
-        step_on_epochs=False,
-        updates_per_epoch=updates_per_epoch,
-    )  # epochs + cooldown
+
+    def plan(epochs: int) -> tuple[Any, int]:  # the scheduler for `epochs` (+ cooldown), and the total epochs
+        return create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=epochs, warmup_epochs=cfg.warmup_epochs,
+                                   warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr, cooldown_epochs=cfg.cooldown_epochs,
+                                   step_on_epochs=False, updates_per_epoch=updates_per_epoch)  # fmt: skip
+
+    scheduler, total_epochs = plan(cfg.epochs)
     ema = build_ema(cfg, model)
     mixup_fn = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
@@ -353,7 +371,9 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         f"{torch.get_num_threads()} thread(s)")  # fmt: skip
     num_updates = start_epoch * updates_per_epoch
     metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, total_epochs):
+    loop_started = _clock()
+    epoch = start_epoch
+    while epoch < total_epochs:
         train_loader.sampler.set_epoch(epoch)
         _seed_everything((cfg.seed * 1_000_003 + epoch) * 1009 + rank)
         scheduler.step_update(num_updates=num_updates)
@@ -387,6 +407,19 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         say(f"epoch {epoch}: train loss {stats.loss:.4f}, eval loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2f}%"
             f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%, "
             f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
+        epoch += 1
+        if cfg.time_limit is not None and epoch < total_epochs:
+            fit = _epochs_within(cfg.time_limit, started, loop_started, epoch - start_epoch, epoch, device)
+            if fit < total_epochs:  # re-plan: the cosine curve ends where the budget does
+                new_epochs = max(1, fit - cfg.cooldown_epochs)
+                say(f"time limit {cfg.time_limit:g} s: {_clock() - started:.0f} s used after {epoch} epoch(s), so "
+                    + (f"the schedule is re-planned for {new_epochs} epochs (+{cfg.cooldown_epochs} cooldown), not "
+                       f"{cfg.epochs}" if fit > epoch else "the run stops here"))  # fmt: skip
+                cfg = dataclasses.replace(cfg, epochs=new_epochs)
+                scheduler, planned = plan(new_epochs)
+                total_epochs = max(epoch, min(planned, fit))
+                if is_main:  # a --resume follows the re-planned schedule
+                    atomic_write(out / "args.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if world > 1:
         dist.barrier()
     return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out)}

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import starquad.train.runner as runner
+from starquad.errors import ConfigError
 from starquad.models.checkpoint import CheckpointError
 from starquad.train import NonFiniteLossError, TrainConfig, load_run_state, save_run_state, train
 
@@ -153,3 +155,41 @@ def test_two_process_torchrun_matches_one_process(tmp_path):
     wa, wb = load_file(tmp_path / "ddp" / "last.safetensors"), load_file(tmp_path / "one" / "last.safetensors")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-3, atol=1e-4)
+
+
+def _ten_seconds_per_epoch(monkeypatch):
+    """A clock that advances 10 s per training epoch and stands still otherwise."""
+    now = [0.0]
+    original = runner.train_one_epoch
+
+    def timed(*args, **kwargs):
+        now[0] += 10.0
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_clock", lambda: now[0])
+    monkeypatch.setattr(runner, "train_one_epoch", timed)
+
+
+def test_a_time_limit_replans_the_schedule_to_the_epochs_that_fit(tmp_path, monkeypatch):
+    """10 s per epoch and 35 s: after the warm-up epoch the 10-epoch schedule becomes a 3-epoch one, so the run is
+    the plain 3-epoch run to the bit, and args.yaml says 3 epochs for a --resume."""
+    plain, limited = tmp_path / "plain", tmp_path / "limited"
+    base = {**TINY, "epochs": 10}
+    train(TrainConfig(**{**base, "epochs": 3}, output=str(plain)), log=lambda m: None)
+    _ten_seconds_per_epoch(monkeypatch)
+    said = []
+    train(TrainConfig(**base, time_limit=35, output=str(limited)), log=said.append)
+    assert _rows(limited) == _rows(plain)
+    assert any("time limit 35 s: 10 s used after 1 epoch(s), so the schedule is re-planned for 3 epochs" in m
+               for m in said)  # fmt: skip
+    assert yaml.safe_load((limited / "args.yaml").read_text())["epochs"] == 3
+    with pytest.raises(ConfigError, match="already finished all 3 epochs"):
+        train(TrainConfig(resume=str(limited)), log=lambda m: None)
+
+
+def test_a_time_limit_that_fits_no_more_epochs_stops_the_run(tmp_path, monkeypatch):
+    _ten_seconds_per_epoch(monkeypatch)
+    said = []
+    train(TrainConfig(**{**TINY, "epochs": 10}, time_limit=15, output=str(tmp_path)), log=said.append)
+    assert [int(r["epoch"]) for r in _rows(tmp_path)] == [0]
+    assert any("the run stops here" in m for m in said)
