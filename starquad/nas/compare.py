@@ -140,8 +140,9 @@ def compare(out: str | Path, arms: Sequence[str] = tuple(ARMS), percentiles: Seq
     out = Path(out)
     t0 = time.perf_counter()
     base = SearchConfig(**{"budget_ms": 1.0, **(search or {})})
+    # every arm trains alike: no recipe time limit (it would cut a run by how loaded the machine was)
     recipe_values = {k: v for k, v in (load_recipe(recipe) if recipe else {}).items()
-                     if k not in ("model", "model_kwargs", "output", "resume")}  # fmt: skip
+                     if k not in ("model", "model_kwargs", "output", "resume", "time_limit")}  # fmt: skip
     train_values = {**recipe_values, **RETRAIN, **(train or {})}  # the comparison's size beats the recipe's
     if train_threads is not None:
         base = dataclasses.replace(base, train_threads=train_threads)

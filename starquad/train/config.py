@@ -63,10 +63,10 @@ class TrainConfig:
     epochs: int = option(10, "epochs of the schedule (on --resume: more extends a finished run)", low=1,
                          high=100_000, resumable=True)  # fmt: skip
     time_limit: float | None = option(None, "wall-time budget of this invocation in seconds: after each epoch the "
-                                      "schedule is re-planned to the epochs that still fit at the epoch time measured "
-                                      "so far (never more than --epochs), so the run ends inside the budget on any "
-                                      "machine; the epochs it chose are logged and written to args.yaml", low=1,
-                                      resumable=True)  # fmt: skip
+                                      "schedule is re-planned, down or back up, to the epochs that still fit at the "
+                                      "last three epochs' mean time (never more than --epochs), so the run ends "
+                                      "inside the budget on a loaded or slower machine; every re-plan is logged and "
+                                      "written to args.yaml", low=1, resumable=True)  # fmt: skip
     batch_size: int = option(128, "batch size per process", flags=("-b",), low=1, high=65_536)
     grad_accum: int = option(1, "gradient accumulation steps", flags=("--grad-accum-steps",), low=1, high=1024)
     opt: str = option("adamw", "timm optimizer name (create_optimizer_v2)")

@@ -192,14 +192,14 @@ def _clock() -> float:
     return time.perf_counter()
 
 
-def _epochs_within(limit: float, started: float, loop_started: float, done: int, epoch: int,
+def _epochs_within(limit: float, elapsed: float, epoch_seconds: list[float], epoch: int,
                    device: torch.device) -> int:  # fmt: skip
-    """The total epochs that fit in ``limit`` seconds from ``started``, ``done`` epochs (ending at ``epoch``) having
-    taken the time since ``loop_started``: each further epoch is assumed as slow as the mean of those (rank 0
-    decides for all processes)."""
-    now = _clock()
-    per_epoch = (now - loop_started) / max(done, 1)
-    fit = epoch + int(max(0.0, limit - (now - started)) // per_epoch)
+    """The total epochs that fit in ``limit`` seconds, ``elapsed`` of them used by ``epoch`` finished epochs: each
+    further epoch is assumed as slow as the mean of the last three (the machine's speed drifts; an early slow epoch
+    should not decide the whole run). Rank 0 decides for all processes."""
+    recent = epoch_seconds[-3:]
+    per_epoch = sum(recent) / len(recent)
+    fit = epoch + int(max(0.0, limit - elapsed) // per_epoch)
     if dist.is_available() and dist.is_initialized():
         t = torch.tensor([fit], dtype=torch.int64, device=device)
         dist.broadcast(t, 0)
@@ -371,9 +371,10 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         f"{torch.get_num_threads()} thread(s)")  # fmt: skip
     num_updates = start_epoch * updates_per_epoch
     metrics: dict[str, Any] = {}
-    loop_started = _clock()
+    ceiling, epoch_seconds = cfg.epochs, []  # --time-limit: the most epochs, and each epoch's wall time
     epoch = start_epoch
     while epoch < total_epochs:
+        epoch_started = _clock()
         train_loader.sampler.set_epoch(epoch)
         _seed_everything((cfg.seed * 1_000_003 + epoch) * 1009 + rank)
         scheduler.step_update(num_updates=num_updates)
@@ -408,9 +409,11 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
             f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%, "
             f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
         epoch += 1
+        epoch_seconds.append(_clock() - epoch_started)
         if cfg.time_limit is not None and epoch < total_epochs:
-            fit = _epochs_within(cfg.time_limit, started, loop_started, epoch - start_epoch, epoch, device)
-            if fit < total_epochs:  # re-plan: the cosine curve ends where the budget does
+            fit = _epochs_within(cfg.time_limit, _clock() - started, epoch_seconds, epoch, device)
+            fit = min(fit, ceiling + cfg.cooldown_epochs)
+            if fit != total_epochs:  # re-plan: the cosine curve ends where the budget does
                 new_epochs = max(1, fit - cfg.cooldown_epochs)
                 say(f"time limit {cfg.time_limit:g} s: {_clock() - started:.0f} s used after {epoch} epoch(s), so "
                     + (f"the schedule is re-planned for {new_epochs} epochs (+{cfg.cooldown_epochs} cooldown), not "

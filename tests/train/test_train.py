@@ -157,13 +157,15 @@ def test_two_process_torchrun_matches_one_process(tmp_path):
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-3, atol=1e-4)
 
 
-def _ten_seconds_per_epoch(monkeypatch):
-    """A clock that advances 10 s per training epoch and stands still otherwise."""
-    now = [0.0]
+def _epochs_take(monkeypatch, *seconds):
+    """A clock that advances ``seconds[i]`` during training epoch i (the last value after that) and stands still
+    otherwise."""
+    now, count = [0.0], [0]
     original = runner.train_one_epoch
 
     def timed(*args, **kwargs):
-        now[0] += 10.0
+        now[0] += seconds[min(count[0], len(seconds) - 1)]
+        count[0] += 1
         return original(*args, **kwargs)
 
     monkeypatch.setattr(runner, "_clock", lambda: now[0])
@@ -176,7 +178,7 @@ def test_a_time_limit_replans_the_schedule_to_the_epochs_that_fit(tmp_path, monk
     plain, limited = tmp_path / "plain", tmp_path / "limited"
     base = {**TINY, "epochs": 10}
     train(TrainConfig(**{**base, "epochs": 3}, output=str(plain)), log=lambda m: None)
-    _ten_seconds_per_epoch(monkeypatch)
+    _epochs_take(monkeypatch, 10.0)
     said = []
     train(TrainConfig(**base, time_limit=35, output=str(limited)), log=said.append)
     assert _rows(limited) == _rows(plain)
@@ -188,8 +190,20 @@ def test_a_time_limit_replans_the_schedule_to_the_epochs_that_fit(tmp_path, monk
 
 
 def test_a_time_limit_that_fits_no_more_epochs_stops_the_run(tmp_path, monkeypatch):
-    _ten_seconds_per_epoch(monkeypatch)
+    _epochs_take(monkeypatch, 10.0)
     said = []
     train(TrainConfig(**{**TINY, "epochs": 10}, time_limit=15, output=str(tmp_path)), log=said.append)
     assert [int(r["epoch"]) for r in _rows(tmp_path)] == [0]
     assert any("the run stops here" in m for m in said)
+
+
+def test_a_time_limit_plans_back_up_when_the_machine_speeds_up(tmp_path, monkeypatch):
+    """A slow first epoch (30 s, then 10 s each) must not decide the run: 95 s → 3, then 4, then 5 epochs (the
+    ceiling), re-planned from the last three epochs' mean time."""
+    _epochs_take(monkeypatch, 30.0, 10.0)
+    said = []
+    train(TrainConfig(**{**TINY, "epochs": 5}, time_limit=95, output=str(tmp_path)), log=said.append)
+    plans = [int(m.split("re-planned for ")[1].split()[0]) for m in said if "re-planned for" in m]
+    assert plans == [3, 4, 5]
+    assert [int(r["epoch"]) for r in _rows(tmp_path)] == [0, 1, 2, 3, 4]
+    assert yaml.safe_load((tmp_path / "args.yaml").read_text())["epochs"] == 5
