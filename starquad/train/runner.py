@@ -192,13 +192,13 @@ def _clock() -> float:
     return time.perf_counter()
 
 
-def _epochs_within(limit: float, elapsed: float, epoch_seconds: list[float], epoch: int,
-                   device: torch.device) -> int:  # fmt: skip
+def _epochs_within(limit: float, elapsed: float, epoch_seconds: list[float], epoch: int, device: torch.device,
+                   slack: float = 1.0) -> int:  # fmt: skip
     """The total epochs that fit in ``limit`` seconds, ``elapsed`` of them used by ``epoch`` finished epochs: each
-    further epoch is assumed as slow as the mean of the last three (the machine's speed drifts; an early slow epoch
-    should not decide the whole run). Rank 0 decides for all processes."""
+    further epoch is assumed ``slack`` times as slow as the mean of the last three (the machine's speed drifts; an
+    early slow epoch should not decide the whole run). Rank 0 decides for all processes."""
     recent = epoch_seconds[-3:]
-    per_epoch = sum(recent) / len(recent)
+    per_epoch = slack * sum(recent) / len(recent)
     fit = epoch + int(max(0.0, limit - elapsed) // per_epoch)
     if dist.is_available() and dist.is_initialized():
         t = torch.tensor([fit], dtype=torch.int64, device=device)
@@ -412,7 +412,10 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         epoch_seconds.append(_clock() - epoch_started)
         if cfg.time_limit is not None and epoch < total_epochs:
             fit = _epochs_within(cfg.time_limit, _clock() - started, epoch_seconds, epoch, device)
-            fit = min(fit, ceiling + cfg.cooldown_epochs)
+            if fit >= total_epochs:  # longer only with 15% to spare, so that noise does not swing the plan to and fro
+                fit = min(_epochs_within(cfg.time_limit, _clock() - started, epoch_seconds, epoch, device, slack=1.15),
+                          ceiling + cfg.cooldown_epochs)  # fmt: skip
+                fit = max(fit, total_epochs)
             if fit != total_epochs:  # re-plan: the cosine curve ends where the budget does
                 new_epochs = max(1, fit - cfg.cooldown_epochs)
                 say(f"time limit {cfg.time_limit:g} s: {_clock() - started:.0f} s used after {epoch} epoch(s), so "
