@@ -66,7 +66,7 @@ class TrainConfig:
                                       "schedule is re-planned, down or back up, to the epochs that still fit at the "
                                       "last three epochs' mean time (never more than --epochs), so the run ends "
                                       "inside the budget on a loaded or slower machine; every re-plan is logged and "
-                                      "written to args.yaml", low=1, resumable=True)  # fmt: skip
+                                      "written to args.yaml ('none': no limit)", low=1, resumable=True)  # fmt: skip
     batch_size: int = option(128, "batch size per process", flags=("-b",), low=1, high=65_536)
     grad_accum: int = option(1, "gradient accumulation steps", flags=("--grad-accum-steps",), low=1, high=1024)
     opt: str = option("adamw", "timm optimizer name (create_optimizer_v2)")
