@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,6 @@ def _last_row(run_dir: Path) -> dict[str, str] | None:
 def _train(recipe: dict, name: str, seed: int, out: Path, holdout: int) -> dict:
     run_dir = out / f"{name}-s{seed}"
     config = {**recipe, "seed": seed, "holdout": holdout, "output": str(run_dir)}
-    run_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = out / f"{name}-s{seed}.yaml"
     recipe_file.write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.perf_counter()
@@ -80,7 +78,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(name, {**recipe, **changes}, seed) for seed in range(args.seeds) for name, changes in grid.items()]
     print(f"{len(jobs)} trainings, {args.parallel} at a time, {args.holdout} held-out images", flush=True)
-    env_threads = os.environ.get("OMP_NUM_THREADS")
     results = []
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = [pool.submit(_train, cfg, name, seed, out, args.holdout) for name, cfg, seed in jobs]
@@ -89,7 +86,7 @@ def main() -> None:
             results.append(r)
             print(f"  {r['name']} seed {r['seed']}: top-1 {r['top1']} (EMA {r['ema_top1']}), {r['epochs']} epochs, "
                   f"{r['seconds']:.0f} s, rc {r['rc']}", flush=True)  # fmt: skip
-    print(f"\n| variant | options | held-out top-1 (last epoch) | EMA | n |  (OMP_NUM_THREADS={env_threads})")
+    print("\n| variant | options | held-out top-1 (last epoch) | EMA | n |")
     print("|---|---|---|---|---|")
     for name, changes in grid.items():
         mine = [r for r in results if r["name"] == name]

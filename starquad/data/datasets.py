@@ -76,6 +76,13 @@ class ArrayImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def take(self, idx: np.ndarray, transform: Callable | None = None, note: str = "") -> ArrayImageDataset:
+        """The images at ``idx`` as a dataset of their own (``transform``: this one's when ``None``; ``note`` is
+        added to the source)."""
+        return ArrayImageDataset(self.images[idx], self.labels[idx], self.classes,
+                                 self.transform if transform is None else transform,
+                                 f"{self.source} ({note})" if note else self.source)  # fmt: skip
+
     def __getitem__(self, index: int):
         img = Image.fromarray(self.images[index])
         if self.transform is not None:
@@ -325,7 +332,7 @@ def build_dataset(
     if subset is not None:
         idx = stratified_subset(ds.targets, subset, seed)
         if isinstance(ds, ArrayImageDataset):
-            ds = ArrayImageDataset(ds.images[idx], ds.labels[idx], ds.classes, ds.transform, ds.source)
+            ds = ds.take(idx)
         elif isinstance(ds, PointDataset):
             ds = PointDataset(ds.points[idx].numpy(), ds.labels[idx], ds.classes, ds.source)
         else:

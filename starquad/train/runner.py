@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +162,7 @@ def _held_out(cfg: TrainConfig, train_tf: Any, eval_tf: Any) -> tuple[Any, Any]:
         idx = np.flatnonzero(mask)
         if subset is not None:
             idx = idx[stratified_subset(full.labels[idx], subset, seed)]
-        return ArrayImageDataset(full.images[idx], full.labels[idx], full.classes, transform,
-                                 f"{full.source} ({what})")
+        return full.take(idx, transform, what)
 
     return (part(~held, train_tf, cfg.subset, cfg.seed, "less the held-out images"),
             part(held, eval_tf, cfg.eval_subset, cfg.seed, "held out"))
@@ -192,19 +191,29 @@ def _clock() -> float:
     return time.perf_counter()
 
 
-def _epochs_within(limit: float, elapsed: float, epoch_seconds: list[float], epoch: int, device: torch.device,
-                   slack: float = 1.0) -> int:  # fmt: skip
-    """The total epochs that fit in ``limit`` seconds, ``elapsed`` of them used by ``epoch`` finished epochs: each
-    further epoch is assumed ``slack`` times as slow as the mean of the last three (the machine's speed drifts; an
-    early slow epoch should not decide the whole run). Rank 0 decides for all processes."""
+def replan_epochs(limit: float, elapsed: float, epoch_seconds: Sequence[float], epoch: int, total: int,
+                  ceiling: int) -> int:  # fmt: skip
+    """``--time-limit``'s policy: the total epochs a run should have after ``epoch`` finished ones took ``elapsed`` of
+    ``limit`` seconds. The next epochs are assumed as slow as the mean of the last three (``epoch_seconds``: the
+    machine's speed drifts, and an early slow epoch should not decide the run). Shorter than ``total`` when those
+    do not fit; longer (up to ``ceiling``) only with 15% to spare, so that noise does not swing the plan to and fro;
+    never fewer than ``epoch``."""
     recent = epoch_seconds[-3:]
-    per_epoch = slack * sum(recent) / len(recent)
-    fit = epoch + int(max(0.0, limit - elapsed) // per_epoch)
-    if dist.is_available() and dist.is_initialized():
-        t = torch.tensor([fit], dtype=torch.int64, device=device)
-        dist.broadcast(t, 0)
-        fit = int(t.item())
-    return fit
+    per_epoch = sum(recent) / len(recent)
+    left = max(0.0, limit - elapsed)
+    fit = epoch + int(left // per_epoch)
+    if fit >= total:
+        fit = max(total, min(epoch + int(left // (1.15 * per_epoch)), ceiling))
+    return max(fit, epoch)
+
+
+def _broadcast_int(value: int, device: torch.device) -> int:
+    """Rank 0's ``value`` on every process (the value itself without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(t, 0)
+    return int(t.item())
 
 
 def build_ema(cfg: TrainConfig, model: nn.Module) -> Any:
@@ -411,14 +420,12 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         epoch += 1
         epoch_seconds.append(_clock() - epoch_started)
         if cfg.time_limit is not None and epoch < total_epochs:
-            fit = _epochs_within(cfg.time_limit, _clock() - started, epoch_seconds, epoch, device)
-            if fit >= total_epochs:  # longer only with 15% to spare, so that noise does not swing the plan to and fro
-                fit = min(_epochs_within(cfg.time_limit, _clock() - started, epoch_seconds, epoch, device, slack=1.15),
-                          ceiling + cfg.cooldown_epochs)  # fmt: skip
-                fit = max(fit, total_epochs)
+            used = _clock() - started
+            fit = _broadcast_int(replan_epochs(cfg.time_limit, used, epoch_seconds, epoch, total_epochs,
+                                               ceiling + cfg.cooldown_epochs), device)  # fmt: skip
             if fit != total_epochs:  # re-plan: the cosine curve ends where the budget does
                 new_epochs = max(1, fit - cfg.cooldown_epochs)
-                say(f"time limit {cfg.time_limit:g} s: {_clock() - started:.0f} s used after {epoch} epoch(s), so "
+                say(f"time limit {cfg.time_limit:g} s: {used:.0f} s used after {epoch} epoch(s), so "
                     + (f"the schedule is re-planned for {new_epochs} epochs (+{cfg.cooldown_epochs} cooldown), not "
                        f"{cfg.epochs}" if fit > epoch else "the run stops here"))  # fmt: skip
                 cfg = dataclasses.replace(cfg, epochs=new_epochs)

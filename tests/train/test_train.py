@@ -207,3 +207,15 @@ def test_a_time_limit_plans_back_up_when_the_machine_speeds_up(tmp_path, monkeyp
     assert plans == [3, 4, 5]
     assert [int(r["epoch"]) for r in _rows(tmp_path)] == [0, 1, 2, 3, 4]
     assert yaml.safe_load((tmp_path / "args.yaml").read_text())["epochs"] == 5
+
+
+@pytest.mark.parametrize(("elapsed", "seconds", "epoch", "total", "expected"), [
+    (100, [10, 10], 2, 12, 12),   # 15 more fit, capped by the ceiling: unchanged
+    (100, [50, 50], 2, 10, 5),    # 3 more fit: shorter
+    (100, [50, 50], 2, 4, 4),     # 3 more fit (150 s left), but not with 15% to spare (3 × 57.5): unchanged
+    (100, [40, 40], 2, 4, 5),     # 3 × 46 = 138 ≤ 150 left: one longer
+    (100, [10, 10], 2, 4, 12),    # plenty: back up to the ceiling
+    (240, [10, 100], 5, 8, 5),    # nothing fits: stop after the finished epochs
+])  # fmt: skip
+def test_replan_epochs_shortens_at_once_and_lengthens_only_with_room(elapsed, seconds, epoch, total, expected):
+    assert runner.replan_epochs(250, elapsed, seconds, epoch, total, ceiling=12) == expected
