@@ -99,7 +99,14 @@ class TrainConfig:
                                     low_open=True)  # fmt: skip
     interpolation: str | None = option(None, "evaluation resize interpolation (default: the model cfg's, e.g. bicubic)")
     tta_flip: bool = option(False, "evaluate each image and its mirror image and average the logits (flip "
-                            "test-time augmentation: twice the evaluation time)")  # fmt: skip
+                            "test-time augmentation: twice the evaluation time)", resumable=True)  # fmt: skip
+    tta_shift: int = option(0, "also evaluate copies of each image moved this many pixels right, left, down and up "
+                            "(the border black, as in a padded random crop) and average the logits (0: off; five "
+                            "times the evaluation time, ten with tta_flip)", low=0, high=64,
+                            resumable=True)  # fmt: skip
+    eval_interval: int = option(1, "evaluate after every N-th epoch and always after the last (0: after the last "
+                                "only); time_limit plans for the evaluations", low=0, high=100_000,
+                                resumable=True)  # fmt: skip
     drop_path: float = option(0.0, "stochastic depth rate", low=0, high=0.999)
     model_ema: bool = option(False, "keep an EMA of the weights and evaluate it too")
     model_ema_decay: float = option(0.9998, "EMA decay", low=0, high=1)

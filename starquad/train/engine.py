@@ -23,7 +23,7 @@ import torch.nn as nn
 from starquad.errors import StarquadError
 from starquad.runtime import progress
 
-__all__ = ["EpochStats", "NonFiniteLossError", "evaluate", "train_one_epoch"]
+__all__ = ["EpochStats", "NonFiniteLossError", "evaluate", "shifted", "train_one_epoch", "tta_views"]
 
 
 class NonFiniteLossError(StarquadError, FloatingPointError):
@@ -114,12 +114,38 @@ def train_one_epoch(
     return EpochStats(total_loss / max(samples, 1), int(samples), time.perf_counter() - start, num_updates)
 
 
+def shifted(x: torch.Tensor, dx: int, dy: int, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` (…, C, H, W) moved ``dx`` pixels right and ``dy`` down (negative: left, up); the uncovered border
+    takes ``fill`` (one value per channel; default 0)."""
+    out = torch.zeros_like(x)
+    if fill is not None:
+        out[...] = fill.to(x).view(-1, 1, 1)
+    h, w = x.shape[-2:]
+    if abs(dx) < w and abs(dy) < h:
+        out[..., max(dy, 0):h - max(-dy, 0), max(dx, 0):w - max(-dx, 0)] = \
+            x[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]  # fmt: skip
+    return out
+
+
+def tta_views(x: torch.Tensor, flip: bool = False, shift: int = 0, fill: torch.Tensor | None = None
+              ) -> list[torch.Tensor]:  # fmt: skip
+    """Test-time views of a batch: the batch itself, copies moved ``shift`` pixels right, left, down and up
+    (border filled with ``fill``, see :func:`shifted`) and, with ``flip``, the mirror image of each."""
+    views = [x]
+    if shift:
+        views += [shifted(x, dx, dy, fill) for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    return views + [v.flip(-1) for v in views] if flip else views
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, *, amp: bool = False,
-             channels_last: bool = False, tta_flip: bool = False) -> dict[str, float]:  # fmt: skip
+             channels_last: bool = False, tta_flip: bool = False, tta_shift: int = 0,
+             tta_fill: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
     """Cross-entropy loss, top-1 and top-5 accuracy (%) over the whole loader, summed over processes.
 
-    ``tta_flip``: the logits are the mean of the image's and its mirror image's (flip test-time augmentation)."""
+    Test-time augmentation: the logits are the mean over :func:`tta_views` (``tta_flip``: the mirror image too;
+    ``tta_shift``: copies moved that many pixels in each of four directions, border filled with ``tta_fill``,
+    e.g. a black pixel after normalisation). Each view costs one more forward pass."""
     model.eval()
     loss_sum, correct1, correct5, n = 0.0, 0.0, 0.0, 0.0
     criterion = nn.CrossEntropyLoss(reduction="sum")
@@ -128,9 +154,8 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, *, amp: b
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            logits = model(x).float()
-            if tta_flip:
-                logits = (logits + model(x.flip(-1)).float()) / 2
+            views = tta_views(x, tta_flip, tta_shift, tta_fill)
+            logits = sum(model(v).float() for v in views) / len(views)
         loss_sum += criterion(logits, y).item()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hits = top.eq(y[:, None])

@@ -11,7 +11,7 @@ from starquad.models.checkpoint import load_checkpoint
 from starquad.runtime import torch_threads
 from starquad.train.config import TrainConfig
 from starquad.train.engine import evaluate
-from starquad.train.runner import build_loaders, build_train_model
+from starquad.train.runner import build_loaders, build_train_model, eval_options
 
 __all__ = ["evaluate_checkpoint"]
 
@@ -28,5 +28,4 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike) -> dict
         load_checkpoint(model, checkpoint)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return evaluate(model, eval_loader, torch.device("cpu"), amp=cfg.amp, channels_last=cfg.channels_last,
-                        tta_flip=cfg.tta_flip)
+        return evaluate(model, eval_loader, torch.device("cpu"), **eval_options(cfg, spec))

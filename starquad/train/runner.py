@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import logging
 import os
 import random
@@ -37,7 +38,8 @@ from starquad.train.curves import plot_curves
 from starquad.train.engine import evaluate, train_one_epoch
 from starquad.train.state import load_run_state, save_best, save_run_state
 
-__all__ = ["SUMMARY_FIELDS", "build_loaders", "build_train_model", "eval_data_config", "train"]
+__all__ = ["SUMMARY_FIELDS", "build_loaders", "build_train_model", "eval_data_config", "eval_options", "evaluates",
+           "replan_epochs", "train"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -191,20 +193,38 @@ def _clock() -> float:
     return time.perf_counter()
 
 
+def evaluates(epoch: int, total: int, interval: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) of a ``total``-epoch run is evaluated: every ``interval``-th one and
+    always the last (``interval`` 0: the last only)."""
+    return epoch == total - 1 or (interval > 0 and (epoch + 1) % interval == 0)
+
+
 def replan_epochs(limit: float, elapsed: float, epoch_seconds: Sequence[float], epoch: int, total: int,
-                  ceiling: int) -> int:  # fmt: skip
+                  ceiling: int, eval_seconds: float = 0.0, eval_interval: int = 1) -> int:  # fmt: skip
     """``--time-limit``'s policy: the total epochs a run should have after ``epoch`` finished ones took ``elapsed`` of
     ``limit`` seconds. The next epochs are assumed as slow as the mean of the last three (``epoch_seconds``: the
-    machine's speed drifts, and an early slow epoch should not decide the run). Shorter than ``total`` when those
-    do not fit; longer (up to ``ceiling``) only with 15% to spare, so that noise does not swing the plan to and fro;
-    never fewer than ``epoch``."""
+    machine's speed drifts, and an early slow epoch should not decide the run), and every evaluation a plan has
+    left (:func:`evaluates`; the one of epoch ``epoch - 1``, not yet run, included) as ``eval_seconds``. Shorter
+    than ``total`` when those do not fit; longer (up to ``ceiling``) only with 15% to spare, so that noise does not
+    swing the plan to and fro; never fewer than ``epoch``."""
     recent = epoch_seconds[-3:]
     per_epoch = sum(recent) / len(recent)
     left = max(0.0, limit - elapsed)
-    fit = epoch + int(left // per_epoch)
-    if fit >= total:
-        fit = max(total, min(epoch + int(left // (1.15 * per_epoch)), ceiling))
-    return max(fit, epoch)
+
+    def fits(n: int, margin: float = 1.0) -> bool:  # epochs epoch..n-1 and the evaluations of epochs epoch-1..n-1
+        k = eval_interval
+        evals = (n // k - max(epoch - 1, 0) // k if k else 0) + (0 if k and n % k == 0 else 1)
+        return margin * ((n - epoch) * per_epoch + evals * eval_seconds) <= left
+
+    if not fits(total):
+        fit = epoch
+        while fit + 1 < total and fits(fit + 1):
+            fit += 1
+        return fit
+    fit = total
+    while fit < ceiling and fits(fit + 1, 1.15):
+        fit += 1
+    return fit
 
 
 def _broadcast_int(value: int, device: torch.device) -> int:
@@ -214,6 +234,16 @@ def _broadcast_int(value: int, device: torch.device) -> int:
     t = torch.tensor([value], dtype=torch.int64, device=device)
     dist.broadcast(t, 0)
     return int(t.item())
+
+
+def eval_options(cfg: TrainConfig, spec: Any) -> dict[str, Any]:
+    """:func:`~starquad.train.engine.evaluate`'s options for ``cfg``; a shifted view's border is a black pixel
+    after the dataset's normalisation, as in a zero-padded random crop."""
+    from starquad.data.transforms import normalisation
+
+    mean, std = normalisation(spec.mean or None, spec.std or None, spec.in_chans)
+    return {"amp": cfg.amp, "channels_last": cfg.channels_last, "tta_flip": cfg.tta_flip, "tta_shift": cfg.tta_shift,
+            "tta_fill": -torch.tensor(mean) / torch.tensor(std)}  # fmt: skip
 
 
 def build_ema(cfg: TrainConfig, model: nn.Module) -> Any:
@@ -380,7 +410,9 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         f"{torch.get_num_threads()} thread(s)")  # fmt: skip
     num_updates = start_epoch * updates_per_epoch
     metrics: dict[str, Any] = {}
-    ceiling, epoch_seconds = cfg.epochs, []  # --time-limit: the most epochs, and each epoch's wall time
+    eval_kw = eval_options(cfg, spec)
+    # --time-limit: the most epochs; each epoch's wall time less its evaluation; one evaluation's wall time
+    ceiling, epoch_seconds, eval_seconds = cfg.epochs, [], None
     epoch = start_epoch
     while epoch < total_epochs:
         epoch_started = _clock()
@@ -394,18 +426,39 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
                                 channels_last=cfg.channels_last, log=say, log_interval=cfg.log_interval,
                                 show_progress=is_main)  # fmt: skip
         num_updates = stats.updates
-        metrics = evaluate(model, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last,
-                           tta_flip=cfg.tta_flip)
-        ema_top1 = None
-        if ema is not None:
-            ema_top1 = evaluate(ema.module, eval_loader, device, amp=cfg.amp, channels_last=cfg.channels_last,
-                                tta_flip=cfg.tta_flip)["top1"]
-        row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "eval_loss": metrics["loss"],
-               "top1": metrics["top1"], "top5": metrics["top5"], "ema_top1": ema_top1,
-               "epoch_seconds": stats.seconds, "images_per_s": stats.samples / stats.seconds}  # fmt: skip
+        if cfg.time_limit is not None and epoch + 1 < total_epochs:  # re-plan before evaluating: the last decides
+            if eval_seconds is None:  # no evaluation timed yet: time one batch of it
+                probe_started = _clock()
+                evaluate(model, itertools.islice(eval_loader, 1), device, **eval_kw)
+                eval_seconds = (_clock() - probe_started) * len(eval_loader) * (2 if ema is not None else 1)
+            used = _clock() - started
+            fit = _broadcast_int(replan_epochs(cfg.time_limit, used, [*epoch_seconds, _clock() - epoch_started],
+                                               epoch + 1, total_epochs, ceiling + cfg.cooldown_epochs, eval_seconds,
+                                               cfg.eval_interval), device)  # fmt: skip
+            if fit != total_epochs:  # re-plan: the cosine curve ends where the budget does
+                new_epochs = max(1, fit - cfg.cooldown_epochs)
+                say(f"time limit {cfg.time_limit:g} s: {used:.0f} s used after {epoch + 1} epoch(s), so "
+                    + (f"the schedule is re-planned for {new_epochs} epochs (+{cfg.cooldown_epochs} cooldown), not "
+                       f"{cfg.epochs}" if fit > epoch + 1 else "the run stops here"))  # fmt: skip
+                cfg = dataclasses.replace(cfg, epochs=new_epochs)
+                scheduler, planned = plan(new_epochs)
+                total_epochs = max(epoch + 1, min(planned, fit))
+                if is_main:  # a --resume follows the re-planned schedule
+                    atomic_write(out / "args.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        eval_started, ema_top1 = _clock(), None
+        evaluated = evaluates(epoch, total_epochs, cfg.eval_interval)
+        if evaluated:
+            metrics = evaluate(model, eval_loader, device, **eval_kw)
+            if ema is not None:
+                ema_top1 = evaluate(ema.module, eval_loader, device, **eval_kw)["top1"]
+            eval_seconds = _clock() - eval_started
+        row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "eval_loss": metrics["loss"] if evaluated else None,
+               "top1": metrics["top1"] if evaluated else None, "top5": metrics["top5"] if evaluated else None,
+               "ema_top1": ema_top1, "epoch_seconds": stats.seconds,
+               "images_per_s": stats.samples / stats.seconds}  # fmt: skip
         rows.append({k: _fmt(v) for k, v in row.items()})
         if is_main:
-            if metrics["top1"] > best_top1:
+            if evaluated and metrics["top1"] > best_top1:
                 best_top1 = metrics["top1"]
                 save_best(out, model.state_dict(), epoch, best_top1)
             state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "best_top1": best_top1, "rows": rows}
@@ -414,25 +467,13 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
             save_run_state(out, model.state_dict(), state)  # the commit point of this epoch
             _write_summary(out / "summary.csv", rows)
             plot_curves(rows, out / "curves.png")
-        say(f"epoch {epoch}: train loss {stats.loss:.4f}, eval loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2f}%"
-            f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%, "
-            f"{stats.seconds:.1f} s, {stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
+        result = (f"eval loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2f}%"
+                  f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%"
+                  if evaluated else "not evaluated (eval_interval)")  # fmt: skip
+        say(f"epoch {epoch}: train loss {stats.loss:.4f}, {result}, {stats.seconds:.1f} s, "
+            f"{stats.samples / stats.seconds:.0f} img/s")  # fmt: skip
+        epoch_seconds.append(_clock() - epoch_started - (eval_seconds if evaluated else 0.0))
         epoch += 1
-        epoch_seconds.append(_clock() - epoch_started)
-        if cfg.time_limit is not None and epoch < total_epochs:
-            used = _clock() - started
-            fit = _broadcast_int(replan_epochs(cfg.time_limit, used, epoch_seconds, epoch, total_epochs,
-                                               ceiling + cfg.cooldown_epochs), device)  # fmt: skip
-            if fit != total_epochs:  # re-plan: the cosine curve ends where the budget does
-                new_epochs = max(1, fit - cfg.cooldown_epochs)
-                say(f"time limit {cfg.time_limit:g} s: {used:.0f} s used after {epoch} epoch(s), so "
-                    + (f"the schedule is re-planned for {new_epochs} epochs (+{cfg.cooldown_epochs} cooldown), not "
-                       f"{cfg.epochs}" if fit > epoch else "the run stops here"))  # fmt: skip
-                cfg = dataclasses.replace(cfg, epochs=new_epochs)
-                scheduler, planned = plan(new_epochs)
-                total_epochs = max(epoch, min(planned, fit))
-                if is_main:  # a --resume follows the re-planned schedule
-                    atomic_write(out / "args.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if world > 1:
         dist.barrier()
     return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out)}

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from starquad.train.engine import evaluate
+from starquad.train.engine import evaluate, shifted
 
 
 class _Lopsided(nn.Module):
@@ -29,6 +29,36 @@ def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror():
     assert abs(tta["loss"] - expected_loss) < 1e-6 and abs(plain["loss"] - expected_loss) > 1e-3
     assert tta["top1"] == pytest.approx(100 * (logits.argmax(1) == y).double().mean().item())
     assert tta["samples"] == plain["samples"] == 10
+
+
+def _moved(x, dx, dy, fill):
+    """Reference shift: concatenate a border of ``fill`` and the part of the image that stays (|dx|, |dy| ≤ 1)."""
+    n, c, h, w = x.shape
+    col, row = fill.view(1, c, 1, 1).expand(n, c, h, 1), fill.view(1, c, 1, 1).expand(n, c, 1, w)
+    if dx:
+        x = torch.cat([col, x[..., :-1]], -1) if dx > 0 else torch.cat([x[..., 1:], col], -1)
+    if dy:
+        x = torch.cat([row, x[..., :-1, :]], -2) if dy > 0 else torch.cat([x[..., 1:, :], row], -2)
+    return x
+
+
+def test_shift_tta_averages_ten_views_with_a_black_border():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3 * 2 * 3, 4))
+    x, y = torch.randn(7, 2, 4, 5), torch.randint(0, 4, (7,))
+    fill = torch.tensor([-1.5, 2.0])
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        assert torch.equal(shifted(x, dx, dy, fill), _moved(x, dx, dy, fill))
+        cl = shifted(x.contiguous(memory_format=torch.channels_last), dx, dy, fill)
+        assert torch.equal(cl, _moved(x, dx, dy, fill)) and cl.is_contiguous(memory_format=torch.channels_last)
+    views = [x] + [_moved(x, dx, dy, fill) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    views += [v.flip(-1) for v in views]
+    with torch.no_grad():
+        logits = sum(model(v) for v in views) / 10
+    got = evaluate(model, [(x, y)], torch.device("cpu"), tta_flip=True, tta_shift=1, tta_fill=fill)
+    assert got["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), abs=1e-6)
+    assert got["top1"] == pytest.approx(100 * (logits.argmax(1) == y).double().mean().item())
+    assert torch.equal(shifted(x, 9, 0, fill), fill.view(1, 2, 1, 1).expand_as(x))  # moved out entirely
 
 
 @pytest.mark.parametrize("warmup", [True, False])

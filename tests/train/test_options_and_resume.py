@@ -90,7 +90,8 @@ def test_extending_a_finished_run_replans_the_schedule(tmp_path):
 
 
 def test_resumable_options_are_the_documented_ones():
-    assert set(RESUMABLE) == {"data_dir", "epochs", "workers", "log_interval", "threads", "time_limit"}
+    assert set(RESUMABLE) == {"data_dir", "epochs", "workers", "log_interval", "threads", "time_limit", "tta_flip",
+                              "tta_shift", "eval_interval"}
 
 
 def test_a_lost_summary_is_rebuilt_from_the_state_and_temp_files_are_removed(tmp_path):

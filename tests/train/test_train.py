@@ -219,3 +219,65 @@ def test_a_time_limit_plans_back_up_when_the_machine_speeds_up(tmp_path, monkeyp
 ])  # fmt: skip
 def test_replan_epochs_shortens_at_once_and_lengthens_only_with_room(elapsed, seconds, epoch, total, expected):
     assert runner.replan_epochs(250, elapsed, seconds, epoch, total, ceiling=12) == expected
+
+
+@pytest.mark.parametrize(("epoch", "total", "interval", "expected"), [
+    (0, 3, 1, True), (0, 3, 2, False), (1, 3, 2, True), (2, 3, 2, True),  # every 2nd and the last
+    (0, 3, 0, False), (1, 3, 0, False), (2, 3, 0, True),                  # 0: the last only
+])  # fmt: skip
+def test_evaluates_every_nth_epoch_and_the_last(epoch, total, interval, expected):
+    assert runner.evaluates(epoch, total, interval) is expected
+
+
+@pytest.mark.parametrize(("elapsed", "seconds", "epoch", "total", "eval_s", "interval", "expected"), [
+    (100, [50, 50], 2, 10, 0, 1, 5),     # no evaluation cost: as before (3 more fit)
+    (100, [40, 40], 2, 10, 10, 1, 4),    # 10 s an evaluation, each epoch: 2 × 40 + 3 × 10 ≤ 150 < 3 × 40 + 4 × 10
+    (100, [40, 40], 2, 10, 10, 0, 5),    # the last only: 3 × 40 + 10 = 130 ≤ 150
+    (100, [40, 40], 2, 10, 30, 2, 4),    # every 2nd: epochs 2, 3 and evaluations of 1, 3: 80 + 60 = 140 ≤ 150
+    (240, [5, 5], 5, 8, 20, 0, 5),       # not even one more epoch and the pending evaluation: stop here
+])  # fmt: skip
+def test_replan_epochs_charges_the_evaluations_a_plan_has_left(elapsed, seconds, epoch, total, eval_s, interval,
+                                                              expected):  # fmt: skip
+    assert runner.replan_epochs(250, elapsed, seconds, epoch, total, 12, eval_s, interval) == expected
+
+
+def test_eval_interval_skips_evaluations_but_not_the_last_and_changes_no_weight(tmp_path):
+    plain, sparse = tmp_path / "plain", tmp_path / "sparse"
+    train(TrainConfig(**TINY, output=str(plain)), log=lambda m: None)
+    said = []
+    result = train(TrainConfig(**TINY, eval_interval=2, output=str(sparse)), log=said.append)
+    rows, expected = _rows(sparse), _rows(plain)
+    assert [r["top1"] != "" for r in rows] == [False, True, True]
+    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in expected]
+    assert rows[1:] == expected[1:] and rows[0]["eval_loss"] == rows[0]["top5"] == ""
+    assert result["top1"] == float(expected[-1]["top1"]) and any("not evaluated" in m for m in said)
+    wa, wb = load_file(plain / "last.safetensors"), load_file(sparse / "last.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert load_run_state(sparse)[1]["best_top1"] == max(float(r["top1"]) for r in expected[1:])
+
+
+@pytest.mark.parametrize(("limit", "epochs"), [(58, 4), (20, 1)])
+def test_a_time_limit_leaves_room_for_the_final_evaluation(tmp_path, monkeypatch, limit, epochs):
+    """10 s an epoch, 1 s an evaluated batch (4 batches), evaluation after the last epoch only. After epoch 0 (11 s
+    with the one-batch probe) 58 s fit 4 epochs and the final 4 s evaluation (5 would without it); 20 s fit only
+    the finished epoch, which is then evaluated: the run ends inside the limit with a top-1 either way."""
+    now = [0.0]
+    train_epoch, evaluate = runner.train_one_epoch, runner.evaluate
+
+    def timed_epoch(*args, **kwargs):
+        now[0] += 10.0
+        return train_epoch(*args, **kwargs)
+
+    def timed_eval(model, loader, *args, **kwargs):
+        batches = list(loader)
+        now[0] += 1.0 * len(batches)
+        return evaluate(model, batches, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_clock", lambda: now[0])
+    monkeypatch.setattr(runner, "train_one_epoch", timed_epoch)
+    monkeypatch.setattr(runner, "evaluate", timed_eval)
+    train(TrainConfig(**{**TINY, "epochs": 10}, eval_interval=0, time_limit=limit, output=str(tmp_path)),
+          log=lambda m: None)  # fmt: skip
+    rows = _rows(tmp_path)
+    assert len(rows) == epochs and [r["top1"] != "" for r in rows] == [False] * (epochs - 1) + [True]
+    assert now[0] <= limit
