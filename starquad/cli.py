@@ -606,7 +606,9 @@ def _cmd_export(args) -> None:
     runtime = "AOTInductor package" if fmt == "pt2" else "onnxruntime"
     print(f"{result.path}: {result.size_bytes / 2**20:.2f} MiB, input 1×{'×'.join(map(str, size))}"
           f"{' (dynamic batch)' if result.dynamic_batch else ''}; {runtime} vs PyTorch max abs diff "
-          f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)")  # fmt: skip
+          f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)"
+          + ("" if result.probe_max_abs_diff is None else
+             f"; with layer scales 0.5–1 {result.probe_max_abs_diff:.3g}"))  # fmt: skip
 
 
 def _cmd_nas_latency_build(args) -> None:

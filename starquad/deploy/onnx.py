@@ -4,7 +4,8 @@
 re-parameterisation and BatchNorm folding; StarNet's two branches stay apart, which ONNX Runtime runs
 faster), exports it with torch's current exporter (``torch.onnx.export(..., dynamo=True)``) into one
 self-contained file, and checks it: the file runs in ONNX Runtime and its outputs must match PyTorch's (the
-unfolded model's) within ``atol``. The file is written atomically, so a failed export never leaves a half-written file.
+unfolded model's) within ``atol``; an untrained model's is checked again with non-trivial layer scales
+(:mod:`starquad.deploy.verify`). The file is written atomically, so a failed export never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -24,14 +25,10 @@ import torch
 import torch.nn as nn
 
 from starquad.deploy.fold import prepare_for_inference
-from starquad.errors import StarquadError
+from starquad.deploy.verify import ExportError, verified_export
 from starquad.io import atomic_write
 
 __all__ = ["ExportError", "ExportResult", "export_onnx", "onnx_bytes", "ort_session", "verify_onnx"]
-
-
-class ExportError(StarquadError):
-    """The export failed or the exported file does not reproduce the PyTorch model."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +39,7 @@ class ExportResult:
     input_shape: tuple[int, ...]
     dynamic_batch: bool
     size_bytes: int
+    probe_max_abs_diff: float | None = None  # the check with non-trivial layer scales (starquad.deploy.verify)
 
 
 @contextlib.contextmanager
@@ -126,7 +124,8 @@ def export_onnx(
         input_size: ``(C, H, W)`` of one sample.
         dynamic_batch: a symbolic batch dimension (verified at batch 1 and 3) instead of batch 1.
         prepare: re-parameterise and fold BatchNorm first (:func:`prepare_for_inference`).
-        atol: largest allowed absolute difference between ONNX Runtime and PyTorch outputs.
+        atol: largest allowed absolute difference between ONNX Runtime and PyTorch outputs (also for the check
+            with non-trivial layer scales that an untrained model gets, :mod:`starquad.deploy.verify`).
         seed: seed of the random verification inputs.
 
     Raises:
@@ -135,13 +134,15 @@ def export_onnx(
     if len(input_size) != 3 or min(input_size) < 1:
         raise ExportError(f"input_size must be (C, H, W) with positive sides, got {tuple(input_size)}")
     model = model.eval()
-    deployed = prepare_for_inference(model, merge_branches=False) if prepare else model
     gen = torch.Generator().manual_seed(seed)
     batches = (1, 3) if dynamic_batch else (1,)
     inputs = [torch.randn(b, *input_size, generator=gen) for b in batches]
-    data = onnx_bytes(deployed, inputs[0], dynamic_batch=dynamic_batch)
-    diff = verify_onnx(data, model, inputs)
-    if not diff <= atol:  # also catches NaN
-        raise ExportError(f"ONNX Runtime output differs from PyTorch's by {diff:.3g} > atol {atol:g}; nothing written")
-    out = atomic_write(path, data)
-    return ExportResult(out, diff, atol, tuple(input_size), dynamic_batch, len(data))
+
+    def export(m: nn.Module) -> bytes:
+        return onnx_bytes(prepare_for_inference(m, merge_branches=False) if prepare else m, inputs[0],
+                          dynamic_batch=dynamic_batch)  # fmt: skip
+
+    checked = verified_export(model, export, lambda data, m: verify_onnx(data, m, inputs), atol, "ONNX Runtime")
+    out = atomic_write(path, checked.data)
+    return ExportResult(out, checked.max_abs_diff, atol, tuple(input_size), dynamic_batch, len(checked.data),
+                        checked.probe_max_abs_diff)  # fmt: skip

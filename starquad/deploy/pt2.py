@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 from starquad.deploy.fold import prepare_for_inference
-from starquad.deploy.onnx import ExportError, ExportResult
+from starquad.deploy.onnx import ExportResult
+from starquad.deploy.verify import ExportError, verified_export
 from starquad.io import atomic_write
 
 __all__ = ["PT2_OPTIONS", "export_pt2", "load_pt2", "pt2_bytes"]
@@ -94,16 +95,19 @@ def export_pt2(model: nn.Module, path: str | os.PathLike, input_size: Sequence[i
         raise ExportError(f"need input_size (C, H, W) with positive sides and batch >= 1, got {tuple(input_size)}, "
                           f"batch {batch}")  # fmt: skip
     model = model.eval()
-    deployed = prepare_for_inference(model, merge_branches=True) if prepare else model
     x = torch.randn(batch, *input_size, generator=torch.Generator().manual_seed(seed))
-    data = pt2_bytes(deployed, x)
-    with torch.inference_mode():
-        got, expected = load_pt2(data)(x), model(x)
-    if got.shape != expected.shape:
-        raise ExportError(f"the package's output has shape {tuple(got.shape)}, PyTorch's {tuple(expected.shape)}")
-    diff = float((got - expected).abs().max())
-    if not diff <= atol:  # also catches NaN
-        raise ExportError(f"the .pt2 package's output differs from PyTorch's by {diff:.3g} > atol {atol:g}; "
-                          "nothing written")  # fmt: skip
-    out = atomic_write(path, data)
-    return ExportResult(out, diff, atol, tuple(input_size), False, len(data))
+
+    def export(m: nn.Module) -> bytes:
+        return pt2_bytes(prepare_for_inference(m, merge_branches=True) if prepare else m, x)
+
+    def difference(data: bytes, reference: nn.Module) -> float:
+        with torch.inference_mode():
+            got, expected = load_pt2(data)(x), reference(x)
+        if got.shape != expected.shape:
+            raise ExportError(f"the package's output has shape {tuple(got.shape)}, PyTorch's {tuple(expected.shape)}")
+        return float((got - expected).abs().max())
+
+    checked = verified_export(model, export, difference, atol, "the .pt2 package's")
+    out = atomic_write(path, checked.data)
+    return ExportResult(out, checked.max_abs_diff, atol, tuple(input_size), False, len(checked.data),
+                        checked.probe_max_abs_diff)  # fmt: skip
