@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from starquad.io import atomic_write, cache_dir
+from starquad.ops.capture import capturing_graph
 from starquad.runtime import cpu_model
 
 __all__ = ["DepthwiseConv2d", "depthwise_backward", "extension", "supports"]
@@ -141,7 +142,7 @@ class DepthwiseConv2d(nn.Conv2d):
     @torch.jit.unused
     def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         recording = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if (recording and not torch.compiler.is_compiling()
+        if (recording and not capturing_graph()  # see starquad.ops.capture
                 and supports(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
                 and extension() is not None):  # fmt: skip
             return _DepthwiseConvFunction.apply(x, self.weight, self.bias, self.stride, self.padding)

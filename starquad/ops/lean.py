@@ -26,6 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from starquad.ops.capture import capturing_graph
+
 __all__ = ["NormMlp"]
 
 _aten = torch.ops.aten
@@ -131,20 +133,23 @@ class NormMlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():  # TorchScript: plain ops (no autograd.Function, no chunking)
-            y = self.fc2(F.gelu(self.fc1(self.norm(x.permute(0, 2, 3, 1)))))  # (N, C, H, W) -> (N, H, W, C)
-            return (y * self.gamma).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+            return self._plain_forward(x)
         return self._eager_forward(x)
+
+    def _plain_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The reference math in plain autograd ops (TorchScript, graph capture, ``lean=False``)."""
+        y = self.fc2(F.gelu(self.fc1(self.norm(x.permute(0, 2, 3, 1)))))  # (N, C, H, W) -> (N, H, W, C)
+        return (y * self.gamma).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
 
     @torch.jit.unused
     def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.gamma.numel():
             raise ValueError(f"NormMlp({self.gamma.numel()}) expects (N, {self.gamma.numel()}, H, W), got "
                              f"{tuple(x.shape)}")  # fmt: skip
+        if capturing_graph() or (torch.is_grad_enabled() and not self.lean):  # see starquad.ops.capture
+            return self._plain_forward(x)
         args = (x, self.norm.weight, self.norm.bias, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias,
                 self.gamma, self.norm.eps)  # fmt: skip
         if not torch.is_grad_enabled():
             return _mlp_inference(*args)
-        if self.lean:
-            return _LeanMlpFunction.apply(*args)
-        y = self.fc2(F.gelu(self.fc1(self.norm(x.permute(0, 2, 3, 1)))))  # (N, C, H, W) -> (N, H, W, C)
-        return (y * self.gamma).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return _LeanMlpFunction.apply(*args)

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from starquad.errors import ConfigError
+from starquad.ops.capture import capturing_graph
 from starquad.ops.dwconv import depthwise_backward
 
 __all__ = ["PolynomialConv2d", "QuadraticConv2d", "QuadraticLinear", "merge_branches", "split_branches"]
@@ -127,15 +128,24 @@ class _BranchedConv:
     dilation: tuple[int, int]
     groups: int
 
-    def _separate(self, x: torch.Tensor) -> bool:
-        return x.device.type == "cpu" and self.groups > 1  # see the module docstring
+    def _separate(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
+        """Whether the branches run as separate convs: on the CPU for grouped convs (the module docstring), except
+        where each image's output is a single pixel. There one conv costs nothing, and the separate form meets a
+        fault of OpenVINO's CPU plugin (2026.4): two convs added, then multiplied by a per-channel tensor (the
+        block's layer scale), at batch 1 and a 1×1 output, came out wrong by 0.3–2.4 while PyTorch and ONNX
+        Runtime agreed with each other (a search space's last stage at 28² input has 1×1 maps)."""
+        if x.device.type != "cpu" or self.groups == 1:
+            return False
+        out = [(size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in
+               zip(x.shape[-2:], weight.shape[-2:], self.stride, self.padding, self.dilation, strict=True)]  # fmt: skip
+        return out != [1, 1]
 
     def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
             which: Sequence[bool] | None = None) -> list[torch.Tensor | None]:  # fmt: skip
         """The branch outputs; with ``which``, a branch marked ``False`` may come back as ``None`` (not computed
         where the branches run as separate convs)."""
         n, g = self.n_branches, self.groups
-        if self._separate(x):
+        if self._separate(x, weight):
             biases = split_branches(bias, n, g) if bias is not None else [None] * n
             which = which or (True,) * n
             return [
@@ -149,7 +159,7 @@ class _BranchedConv:
         n, g = self.n_branches, self.groups
         need_x, need_w, need_b = needs
         common = (self.stride, self.padding, self.dilation, False, (0, 0), g)
-        if self._separate(x):  # per branch; a depthwise one's weight gradient through the fast kernel
+        if self._separate(x, weight):  # per branch; a depthwise one's weight gradient through the fast kernel
             gx, gws = depthwise_backward(grads, x, split_branches(weight, n, g), self.stride, self.padding,
                                          self.dilation, g, need_x, need_w)  # fmt: skip
             gw = merge_branches(gws, g) if need_w else None
@@ -234,7 +244,7 @@ class _BranchedLayer(nn.Module):
     @torch.jit.unused
     def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         recording = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if self.memory_efficient and recording:
+        if self.memory_efficient and recording and not capturing_graph():  # see starquad.ops.capture
             return _RecomputedBranches.apply(x, self.weight, self.bias, self._op, self._combiner)
         return self._combiner.forward(self._op.run(x, self.weight, self.bias))
 

@@ -64,7 +64,7 @@ def test_one_conv_and_per_branch_execution_agree(monkeypatch):
     x = torch.randn(2, 6, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     results = []
     for separate in (True, False):
-        monkeypatch.setattr(_BranchedConv, "_separate", lambda self, x, s=separate: s)
+        monkeypatch.setattr(_BranchedConv, "_separate", lambda self, x, weight, s=separate: s)
         layer.zero_grad()
         x.grad = None
         y = layer(x)
