@@ -222,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
     p.add_argument("--data-dir", help="folder with dataset files (default: $STARQUAD_DATA, then system paths)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--pilot-seeds", type=int, help="seeds every comparison starts with (quick 3, full 5)")
+    p.add_argument("--max-seeds", type=int, help="most seeds a comparison gets, added to unresolved claims in looks "
+                   "of the pilot's size (quick 6, full 15)")  # fmt: skip
+    p.add_argument("--max-runs", type=int, help="budget of trainings over all sections, counted in runs so any "
+                   "machine gives the same report (quick 180, full 600)")  # fmt: skip
+    p.add_argument("--workers", type=int, help="trainings at once, each with --run-threads threads (default: "
+                   "measured here, the number that finishes the most runs per hour)")  # fmt: skip
+    p.add_argument("--run-threads", type=int, default=1, help="torch threads of every training; part of each "
+                   "run's recipe, so its numbers never depend on --workers (default: %(default)s)")  # fmt: skip
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help="train on the Ray cluster at ADDRESS "
+                   "(no ADDRESS: start one here); the same numbers as a local run")  # fmt: skip
+    p.add_argument("--top1-delta", type=float, default=0.5, help="smallest top-1 effect of interest, points: an "
+                   "interval inside ±δ is 'no effect at this scale' (default: %(default)s)")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the sections and exit")
     p.set_defaults(func=_cmd_reproduce)
     _add_nas_parsers(sub, common)
@@ -650,11 +663,17 @@ def _cmd_nas_latency_validate(args) -> None:
 
 def _cmd_reproduce(args) -> None:
     from starquad.analysis import list_sections, run_reproduce
+    from starquad.analysis.report import full_plan, quick_plan
     from starquad.runtime import torch_threads
+    from starquad.stats import SeedPlan
 
     if args.list:
         print("\n".join(list_sections()))
         return
+    default, _ = full_plan() if args.full else quick_plan()
+    pilot = default.pilot if args.pilot_seeds is None else args.pilot_seeds
+    most = max(default.max_seeds, pilot) if args.max_seeds is None else args.max_seeds
+    plan = SeedPlan(pilot=pilot, max_seeds=most, step=pilot)  # validates: one line naming the bad value
     with torch_threads(args.threads):
         results = run_reproduce(
             args.out,
@@ -663,6 +682,12 @@ def _cmd_reproduce(args) -> None:
             seed=args.seed,
             data_dir=args.data_dir,
             command=shlex.join(["starquad", *sys.argv[1:]]),
+            plan=plan,
+            max_runs=args.max_runs,
+            top1_delta=args.top1_delta,
+            workers=args.workers,
+            ray_address=args.ray,
+            run_threads=args.run_threads,
         )
     failed = [k for k, v in results.items() if isinstance(v, dict) and v.get("status") == "failed"]
     print(f"report: {args.out}/report.md  results: {args.out}/results.json")

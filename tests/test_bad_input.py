@@ -156,6 +156,14 @@ CASES = [
      "invalid choice: 'tensorrt'"),
     ("reproduce-unknown-section", lambda f, t: ["reproduce", "--sections", "nope", "--out", str(t / "rep")],
      "unknown report section(s) nope"),
+    ("reproduce-max-seeds-below-pilot", lambda f, t: ["reproduce", "--sections", "data", "--out", str(t / "out"), "--max-seeds", "2"],
+     "seed maximum (2) must be a whole number >= the pilot (3)"),
+    ("reproduce-pilot-one-seed", lambda f, t: ["reproduce", "--sections", "data", "--out", str(t / "out"), "--pilot-seeds", "1"],
+     "pilot needs at least 2 seeds"),
+    ("reproduce-no-runs", lambda f, t: ["reproduce", "--sections", "data", "--out", str(t / "out"), "--max-runs", "0"],
+     "budget of runs must be a whole number >= 1"),
+    ("reproduce-negative-delta", lambda f, t: ["reproduce", "--sections", "data", "--out", str(t / "out"), "--top1-delta", "-1"],
+     "top1_delta (the smallest top-1 effect of interest, points) must be in (0, 100)"),
 ]
 
 

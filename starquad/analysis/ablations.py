@@ -19,7 +19,8 @@ PAPER_TABLE7 = {"sum,sum,sum,sum": 75.3, "sum,sum,star,star": 78.4, "star,star,s
 PAPER_TABLE9 = {"none": 75.6, "both": 78.0, "after": 77.0, "one": 78.4}
 
 
-@register_section("ablations", "StarNet ablations on Fashion-MNIST (Tables 7 and 9 analog)", order=40)
+@register_section("ablations", "StarNet ablations on Fashion-MNIST (Tables 7 and 9 analog)", order=40,
+                  seeded=True)
 def ablations_section(ctx: SectionContext) -> SectionResult:
     budget = budget_for(ctx)
     seeds = seeds_for(ctx, budget)
@@ -65,12 +66,14 @@ def ablations_section(ctx: SectionContext) -> SectionResult:
     none_worst = min(t9, key=lambda k: t9[k]["mean"]) == "none"
     claims = [
         paired_claim("all-star beats all-sum (Table 7)", t7["star,star,star,star"]["top1"],
-                     t7["sum,sum,sum,sum"]["top1"], labels=("star×4", "sum×4"), paper="78.4 − 75.3 = +3.1"),
+                     t7["sum,sum,sum,sum"]["top1"], labels=("star×4", "sum×4"), paper="78.4 − 75.3 = +3.1",
+                     delta=ctx.top1_delta, confidence=ctx.confidence),
         paired_claim("star in stages 3–4 only matches all-star (Table 7)", t7["sum,sum,star,star"]["top1"],
                      t7["star,star,star,star"]["top1"], "similar", labels=("sum,sum,star,star", "star×4"),
-                     paper="78.4 vs 78.4"),
+                     paper="78.4 vs 78.4", delta=ctx.top1_delta, confidence=ctx.confidence),
         *[paired_claim(f"activation on one branch beats '{k}' (Table 9)", t9["one"]["top1"], t9[k]["top1"],
-                       labels=("one", k), paper=f"{PAPER_TABLE9['one'] - PAPER_TABLE9[k]:+.1f}")
+                       labels=("one", k), paper=f"{PAPER_TABLE9['one'] - PAPER_TABLE9[k]:+.1f}", delta=ctx.top1_delta,
+                       confidence=ctx.confidence)
           for k in ("none", "both", "after")],
     ]  # fmt: skip
     md += [

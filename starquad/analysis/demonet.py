@@ -55,7 +55,8 @@ def _plot(widths, star, sum_, path) -> None:
         ax.legend()
 
 
-@register_section("demonet", "DemoNet on Fashion-MNIST: star vs sum (Tables 2–4 analog)", order=30)
+@register_section("demonet", "DemoNet on Fashion-MNIST: star vs sum (Tables 2–4 analog)", order=30,
+                  seeded=True)
 def demonet_section(ctx: SectionContext) -> SectionResult:
     budget = budget_for(ctx, lr=LR)
     widths = (24, 48, 96, 192) if ctx.full else (24, 48, 96)
@@ -99,7 +100,8 @@ def demonet_section(ctx: SectionContext) -> SectionResult:
     def star_vs_sum(w: int, d: int, paper: str) -> dict[str, Any]:
         where = f"width {w}" if d == mid_d else f"depth {d} (width {w})"
         return paired_claim(f"star beats sum at {where}", r("star", w, d)["top1"], r("sum", w, d)["top1"],
-                            labels=("star", "sum"), paper=paper)  # fmt: skip
+                            labels=("star", "sum"), paper=paper, delta=ctx.top1_delta,
+                            confidence=ctx.confidence)  # fmt: skip
 
     t3 = [s - m for s, m in zip(PAPER_TABLE3["star"], PAPER_TABLE3["sum"], strict=True)]
     claims = [star_vs_sum(w, mid_d, f"{paper_gap[96]:+.1f} (w96) … {paper_gap[288]:+.1f} (w288)") for w in widths]
@@ -107,7 +109,8 @@ def demonet_section(ctx: SectionContext) -> SectionResult:
     drops = {f: [a - b for a, b in zip(r(f, mid_w, mid_d)["top1"], r(f, mid_w, mid_d, "_noact")["top1"], strict=True)]
              for f in ("star", "sum")}  # fmt: skip
     claims.append(paired_claim("removing activations costs sum more than star", drops["sum"], drops["star"],
-                               labels=("sum's drop", "star's drop"), paper="33.8 vs 1.2 → +32.6"))  # fmt: skip
+                               labels=("sum's drop", "star's drop"), paper="33.8 vs 1.2 → +32.6",
+                               delta=ctx.top1_delta, confidence=ctx.confidence))  # fmt: skip
     n = len(seeds_for(ctx, budget))
     md = [
         f"DemoNet (4×4 patches, 7×7 tokens) trained on {budget.subset} Fashion-MNIST images for {budget.epochs} "

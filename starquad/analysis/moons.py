@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
-from starquad.stats import paired_claim
+from starquad.stats import ACCURACY_DELTA, paired_claim
 
 __all__ = ["MOONS_SETTINGS", "train_demonet_2d"]
 
@@ -111,7 +111,8 @@ def moons_section(ctx: SectionContext) -> SectionResult:
           x, y, fig)  # fmt: skip
     held = train_acc["star"] > train_acc["sum"] and agreement["star"] > agreement["sum"]
     claims = [paired_claim("star fits the moons better than sum (training accuracy)", acc["star"], acc["sum"],
-                           labels=("star", "sum"), paper="≈95 vs ≈85")]  # fmt: skip
+                           labels=("star", "sum"), paper="≈95 vs ≈85", delta=ACCURACY_DELTA,
+                           confidence=ctx.confidence)]  # fmt: skip
     md = [
         f"`make_moons(100, noise=0.4, random_state=0)`; DemoNet-2D trained with the paper's settings "
         f"({MOONS_SETTINGS['epochs']} epochs, SGD lr 0.1 cosine, batch 32), mean ± std over {len(seeds)} seeds.",

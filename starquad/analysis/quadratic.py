@@ -17,7 +17,7 @@ from typing import Any
 
 from starquad.analysis.fmnist import budget_for, fmnist_run, mean_std, seeds_for
 from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
-from starquad.stats import paired_claim
+from starquad.stats import LATENCY_SHARE, paired_claim
 
 __all__ = ["BASE", "model_cost"]
 
@@ -90,7 +90,7 @@ def _errorbar_plot(series: dict[str, tuple[list, list[float], list[float]]], xla
 
 
 @register_section("quadratic_gain", "Quadratic vs linear neurons across widths and depths (QuadraNet Fig. 5)",
-                  order=52)  # fmt: skip
+                  order=52, seeded=True)  # fmt: skip
 def quadratic_gain_section(ctx: SectionContext) -> SectionResult:
     widths = (8, 16, 32) if ctx.full else (8, 16)
     depths = ([1, 1, 1, 1], [1, 1, 3, 1], [2, 2, 6, 2]) if ctx.full else ([1, 1, 1, 1], [1, 1, 3, 1])
@@ -106,7 +106,8 @@ def quadratic_gain_section(ctx: SectionContext) -> SectionResult:
                      "extra_params_pct": 100 * (q["params_m"] / lin["params_m"] - 1), "runs": runs})  # fmt: skip
         where = f"width {value}" if axis == "width" else f"depths {value}"
         claims.append(paired_claim(f"quadratic beats linear neurons at {where}", q["top1"], lin["top1"],
-                                   labels=("quadratic", "linear"), paper="a consistent gain"))  # fmt: skip
+                                   labels=("quadratic", "linear"), paper="a consistent gain", delta=ctx.top1_delta,
+                                   confidence=ctx.confidence))  # fmt: skip
     fig = ctx.figure_path("quadratic_gain", "widths")
     by_w = [r for r in rows if r["axis"] == "width"]
     widths_shown = [str(r["value"]) for r in by_w]
@@ -132,7 +133,7 @@ def quadratic_gain_section(ctx: SectionContext) -> SectionResult:
 
 
 @register_section("kernel_size", "Kernel size of the quadratic depthwise conv: accuracy and training time "
-                  "(QuadraNet Table IV)", order=54)  # fmt: skip
+                  "(QuadraNet Table IV)", order=54, seeded=True)  # fmt: skip
 def kernel_size_section(ctx: SectionContext) -> SectionResult:
     kernels = (3, 5, 7, 9)
     runs = _runs(ctx, {k: _kwargs(kernel_size=k) for k in kernels})
@@ -140,9 +141,10 @@ def kernel_size_section(ctx: SectionContext) -> SectionResult:
     _plot_kernels(kernels, runs, fig)
     claims = [
         paired_claim("a larger kernel raises top-1 (7×7 vs 3×3)", runs[7]["top1"], runs[3]["top1"],
-                     labels=("k7", "k3"), paper="higher"),
+                     labels=("k7", "k3"), paper="higher", delta=ctx.top1_delta, confidence=ctx.confidence),
         paired_claim("a larger kernel costs training time (9×9 vs 3×3, s / epoch)", runs[9]["epoch_seconds_per_seed"],
-                     runs[3]["epoch_seconds_per_seed"], labels=("k9", "k3"), paper="much more"),
+                     runs[3]["epoch_seconds_per_seed"], labels=("k9", "k3"), paper="much more",
+                     delta=LATENCY_SHARE * runs[3]["epoch_seconds"], confidence=ctx.confidence),
     ]  # fmt: skip
     t3 = runs[3]["epoch_seconds"]
     md = [
@@ -178,15 +180,16 @@ def _plot_kernels(kernels, runs, path) -> None:
 
 
 @register_section("placement", "Where quadratic neurons go: spatial vs channel mixer vs both (QuadraNet Table V)",
-                  order=56)  # fmt: skip
+                  order=56, seeded=True)  # fmt: skip
 def placement_section(ctx: SectionContext) -> SectionResult:
     runs = _runs(ctx, {name: _kwargs(**kw) for name, kw in PLACEMENTS.items()})
     sp, ch, both, lin = (runs[k] for k in ("spatial only", "channel only", "both", "linear (none)"))
     claims = [
         paired_claim("spatial-only beats channel-only quadratic neurons", sp["top1"], ch["top1"],
-                     labels=("spatial", "channel"), paper="spatial-only better overall"),
+                     labels=("spatial", "channel"), paper="spatial-only better overall", delta=ctx.top1_delta,
+                     confidence=ctx.confidence),
         paired_claim("spatial quadratic neurons beat none", sp["top1"], lin["top1"], labels=("spatial", "none"),
-                     paper="QuadraNet > linear"),
+                     paper="QuadraNet > linear", delta=ctx.top1_delta, confidence=ctx.confidence),
     ]  # fmt: skip
     fig = ctx.figure_path("placement", "top1_vs_params")
     _errorbar_plot({name: ([r["params_m"]], [r["mean"]], [r["std"]]) for name, r in runs.items()}, "parameters (M)",

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
-from starquad.stats import paired_claim
+from starquad.stats import ACCURACY_DELTA, paired_claim
 
 __all__ = ["MODELS", "make_xor", "train_neuron"]
 
@@ -112,10 +112,11 @@ def xor_section(ctx: SectionContext) -> SectionResult:
     bayes = 100 * float((_predict_bayes(make_xor(200_000, 1)[0]) == make_xor(200_000, 1)[1]).mean())
     claims = [
         paired_claim("one quadratic neuron beats a perceptron on XOR", acc["quadratic neuron"], acc["perceptron"],
-                     labels=("quadratic", "perceptron"), paper="separates vs cannot"),
+                     labels=("quadratic", "perceptron"), paper="separates vs cannot", delta=ACCURACY_DELTA,
+                     confidence=ctx.confidence),
         paired_claim("one quadratic neuron is more accurate than a 10-unit two-layer perceptron on XOR",
                      acc["quadratic neuron"], acc["MLP 2-10-1"], labels=("quadratic", "MLP 2-10-1"),
-                     paper="a more precise boundary"),
+                     paper="a more precise boundary", delta=ACCURACY_DELTA, confidence=ctx.confidence),
     ]  # fmt: skip
     md = [
         f"Four Gaussian clusters at (±1, ±1), σ = {NOISE}, XOR labels; {N_TRAIN} training and {N_TEST} test points "

@@ -238,7 +238,7 @@ def summarize_trials(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
     network was derived, and again after retraining in fresh sessions) and how many met the budget; as rows and
     as a Markdown table like the paper's Table III. With the verdicts of :data:`COMPARE_CLAIMS` (runs paired by
     seed, :func:`starquad.stats.paired_claim`)."""
-    from starquad.stats import paired_claim, verdict_table
+    from starquad.stats import TOP1_DELTA, paired_claim, verdict_table
 
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for t in trials:
@@ -268,7 +268,8 @@ def summarize_trials(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
             seeds = sorted(s for (arm, p, s) in by_seed if arm == a and p == pct and (b, pct, s) in by_seed)
             if seeds:
                 claims.append(paired_claim(f"{claim} (p{pct:g} budget)", [by_seed[(a, pct, s)] for s in seeds],
-                                           [by_seed[(b, pct, s)] for s in seeds], labels=(a, b), paper=source))
+                                           [by_seed[(b, pct, s)] for s in seeds], labels=(a, b), paper=source,
+                                           delta=TOP1_DELTA))
     if claims:
         lines += ["", verdict_table(claims, section="nas")]
     return {"rows": rows, "table": "\n".join(lines), "trials": len(trials), "claims": claims}

@@ -36,13 +36,17 @@ def test_moons_training_is_deterministic_and_star_fits():
 
 @pytest.fixture
 def tiny_budget(monkeypatch):
+    from starquad.analysis import report
+    from starquad.stats import SeedPlan
+
     tiny = fmnist.FmnistBudget(subset=300, eval_subset=200, epochs=1, seeds=2, batch_size=64)
     monkeypatch.setattr(fmnist, "QUICK", tiny)
+    monkeypatch.setattr(report, "QUICK_PLAN", SeedPlan(pilot=2, max_seeds=2, step=1))  # two seeds, one look
 
 
 @pytest.mark.slow
 def test_training_sections_end_to_end(tmp_path, tiny_budget):
-    results = run_reproduce(tmp_path, sections=["demonet", "ablations"], log=lambda m: None)
+    results = run_reproduce(tmp_path, sections=["demonet", "ablations"], log=lambda m: None, workers=1)
     demo, abl = results["demonet"], results["ablations"]
     assert demo["status"] == "ok", demo.get("error")
     assert abl["status"] == "ok", abl.get("error")
@@ -81,7 +85,7 @@ def test_quadranet_and_latency_sections_end_to_end(tmp_path, tiny_budget, monkey
     small = dict(quadranet.BLOCK_STUDY_QUICK, channels=(32,), batch=1, size=14, depth=1, rounds=1, measure_rss=False)
     monkeypatch.setattr(quadranet, "BLOCK_STUDY_QUICK", small)
     monkeypatch.setattr(latency, "LATENCY_MODELS", ("starnet_s050", "mobileone_s0"))
-    results = run_reproduce(tmp_path, sections=["quadranet", "latency"], log=lambda m: None)
+    results = run_reproduce(tmp_path, sections=["quadranet", "latency"], log=lambda m: None, workers=1)
     quad, lat = results["quadranet"], results["latency"]
     assert quad["status"] == "ok", quad.get("error")
     assert lat["status"] == "ok", lat.get("error")
@@ -92,7 +96,7 @@ def test_quadranet_and_latency_sections_end_to_end(tmp_path, tiny_budget, monkey
 
 
 def test_xor_one_quadratic_neuron_separates_what_a_perceptron_cannot(tmp_path):
-    results = run_reproduce(tmp_path, sections=["xor"], log=lambda m: None)["xor"]
+    results = run_reproduce(tmp_path, sections=["xor"], log=lambda m: None, workers=1)["xor"]
     assert results["status"] == "ok", results.get("error")
     acc = results["mean_test_acc"]
     assert acc["quadratic neuron"] >= 95 and acc["MLP 2-10-1"] >= 95 and acc["perceptron"] <= 70
@@ -103,7 +107,8 @@ def test_xor_one_quadratic_neuron_separates_what_a_perceptron_cannot(tmp_path):
 
 @pytest.mark.slow
 def test_quadratic_sections_share_runs_and_report_verdicts(tmp_path, tiny_budget):
-    results = run_reproduce(tmp_path, sections=["quadratic_gain", "kernel_size", "placement"], log=lambda m: None)
+    results = run_reproduce(tmp_path, sections=["quadratic_gain", "kernel_size", "placement"], log=lambda m: None,
+                            workers=1)  # fmt: skip
     for name in ("quadratic_gain", "kernel_size", "placement"):
         assert results[name]["status"] == "ok", results[name].get("error")
         assert results[name]["claims"] and all(c["n"] == 2 for c in results[name]["claims"])
@@ -137,17 +142,17 @@ def test_an_interrupted_report_resumes_with_the_same_numbers(tmp_path, tiny_budg
 
     monkeypatch.setattr(train_pkg, "train", train)
     with pytest.raises(KeyboardInterrupt):
-        run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None)
+        run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None, workers=1)
     assert len(list((tmp_path / "cut" / "runs").glob("*.json"))) == 2
     calls.clear()
-    resumed = run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None)["placement"]
+    resumed = run_reproduce(tmp_path / "cut", sections=["placement"], log=lambda m: None, workers=1)["placement"]
     assert resumed["status"] == "ok", resumed.get("error")
     assert len(calls) == 8 - 2  # 4 variants × 2 seeds, less the 2 kept (the interrupted one is trained again)
     kept = [json.loads(p.read_text())["result"]["seconds"] for p in sorted((tmp_path / "cut" / "runs").glob("*.json"))]
     assert 0 < resumed["kept_seconds"] < sum(kept)  # the two read back count; the six trained now are in "seconds"
     assert "| kept (s) |" in (tmp_path / "cut" / "report.md").read_text()
     monkeypatch.setattr(train_pkg, "train", real_train)
-    whole = run_reproduce(tmp_path / "whole", sections=["placement"], log=lambda m: None)["placement"]
+    whole = run_reproduce(tmp_path / "whole", sections=["placement"], log=lambda m: None, workers=1)["placement"]
     assert whole["kept_seconds"] == 0
     assert {k: v["top1"] for k, v in resumed["runs"].items()} == {k: v["top1"] for k, v in whole["runs"].items()}
 
@@ -172,7 +177,7 @@ def test_star_latency_pairs_star_and_sum_on_each_backend(tmp_path, monkeypatch):
 
     monkeypatch.setattr(latency, "STAR_LATENCY_MODELS", ("starnet_s050",))
     monkeypatch.setattr(latency, "_available_backends", lambda: (["eager", "onnxruntime"], {"openvino": "skipped"}))
-    results = run_reproduce(tmp_path, sections=["star_latency"], log=lambda m: None)["star_latency"]
+    results = run_reproduce(tmp_path, sections=["star_latency"], log=lambda m: None, workers=1)["star_latency"]
     assert results["status"] == "ok", results.get("error")
     assert [(r["backend"], r["model"]) for r in results["rows"]] == [("eager", "starnet_s050"),
                                                                      ("onnxruntime", "starnet_s050")]

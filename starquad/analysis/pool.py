@@ -1,0 +1,205 @@
+"""The report's trainings side by side: K local worker processes, or the CPUs of a Ray cluster.
+
+The report first asks every seeded section which trainings it needs (a collect pass, nothing trains), then
+trains those here, then runs the sections, which read every result back. A training's numbers depend only on
+its recipe — seed and thread count included (``ctx.run_threads``) — never on how many run beside it or where, so
+sequential, ``--workers K`` and ``--ray`` give the same report. Each result is kept atomically when its training
+ends; a worker that dies loses only its own training, and the same command started again continues.
+
+:func:`default_workers` chooses K on the machine in hand: it times one short calibration training alone and K at
+once, for K from 1 to ``cores // run_threads``, and takes the K that finishes the most runs per hour
+(small networks scale poorly across threads, so two one-thread trainings side by side often beat one after
+another).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from starquad.analysis.fmnist import RunRequest, train_request
+from starquad.errors import ConfigError, StarquadError
+
+__all__ = ["Calibration", "calibrate", "default_workers", "describe", "estimate_seconds", "train_all"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def _unique(requests: Sequence[RunRequest]) -> list[RunRequest]:
+    return list({r.kept: r for r in requests}.values())
+
+
+def train_all(requests: Sequence[RunRequest], workers: int = 1, ray_address: str | None = None,
+              log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Train ``requests`` (duplicates once), ``workers`` at a time locally, or on the Ray cluster at ``ray_address``
+    (``'local'``: start one on this machine with ``workers`` CPUs). Each result is kept as its training ends.
+
+    Raises:
+        ConfigError: ``workers`` < 1, or no Ray cluster at ``ray_address``.
+        StarquadError: a worker died (what finished is kept; the same command continues).
+    """
+    log = log or _LOG.info
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ConfigError(f"--workers must be a whole number >= 1, got {workers!r}")
+    todo = _unique(requests)
+    if not todo:
+        return
+    log(f"[reproduce] training {len(todo)} runs, {todo[0].cfg.threads} thread(s) each, "
+        f"{'on Ray (' + ray_address + ')' if ray_address else f'{workers} at a time'}")  # fmt: skip
+    if ray_address is not None:
+        _train_on_ray(todo, workers, ray_address, log)
+    elif workers == 1:
+        for request in todo:
+            train_request(request)
+    else:
+        _train_in_processes(todo, workers, log)
+
+
+def _train_in_processes(todo: list[RunRequest], workers: int, log: Callable[[str], None]) -> None:
+    # spawn, not fork: the parent's torch thread pools and OpenMP state do not survive a fork
+    context = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(train_request, r): r for r in todo}
+            for done, future in enumerate(as_completed(futures), 1):
+                result = future.result()
+                log(f"  [{done}/{len(todo)}] {futures[future].label}: top-1 {result['top1']:.2f}% in "
+                    f"{result['seconds']:.0f} s")  # fmt: skip
+    except BrokenProcessPool as e:
+        raise StarquadError("a training worker died (killed, or out of memory); the runs that finished are kept — "
+                            "run the same command again to continue") from e  # fmt: skip
+
+
+def _train_on_ray(todo: list[RunRequest], workers: int, address: str, log: Callable[[str], None]) -> None:
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigError("--ray needs Ray: pip install 'starquad[ray]'") from e
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address == "local":
+                ray.init(num_cpus=workers * todo[0].cfg.threads, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)  # fmt: skip
+            else:
+                _reachable(address)
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"no Ray cluster at {address!r} ({why}); start one with 'ray start --head' or pass "
+                              "--ray local") from None  # fmt: skip
+    try:
+        remote = ray.remote(num_cpus=todo[0].cfg.threads)(train_request)
+        refs = {remote.remote(r): r for r in todo}
+        pending, done = list(refs), 0
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            result = ray.get(ready[0])
+            done += 1
+            log(f"  [{done}/{len(todo)}] {refs[ready[0]].label}: top-1 {result['top1']:.2f}% in "
+                f"{result['seconds']:.0f} s")  # fmt: skip
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` nobody answers at (Ray itself retries for minutes before it gives up)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # 'auto' and other forms: Ray resolves them
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({e.strerror or type(e).__name__})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Seconds of one calibration training alone, and runs per hour with ``k`` at once for each ``k`` tried."""
+
+    seconds_alone: float
+    runs_per_hour: dict[int, float]
+    work: float  # images the calibration training processes (see _work)
+
+    @property
+    def best_workers(self) -> int:
+        return max(self.runs_per_hour, key=lambda k: (round(self.runs_per_hour[k], 6), -k))
+
+
+def _calibration_job(request: RunRequest) -> float:
+    start = time.perf_counter()
+    train_request(request)
+    return time.perf_counter() - start
+
+
+# The calibration training: the first pending run's recipe on this many images, one epoch, evaluated on as many.
+CALIBRATION_IMAGES = 1000
+
+
+def _work(cfg: Any) -> float:
+    """Images a training processes, an evaluated image counted as a third of a trained one (forward only)."""
+    evals = cfg.eval_subset or 10_000
+    return cfg.epochs * (cfg.subset + evals / 3)
+
+
+def _calibration(request: RunRequest) -> RunRequest:
+    images = min(CALIBRATION_IMAGES, request.cfg.subset or CALIBRATION_IMAGES)
+    cfg = dataclasses.replace(request.cfg, subset=images, eval_subset=images, epochs=1)
+    return dataclasses.replace(request, cfg=cfg, label=f"calibration ({request.label})")
+
+
+def estimate_seconds(requests: Sequence[RunRequest], calibration: Calibration) -> float:
+    """Wall seconds to train ``requests`` at the calibration's best number at once, scaled from its training by
+    the images each processes (a first figure: the networks' costs differ)."""
+    unit = calibration.seconds_alone / calibration.work
+    k = calibration.best_workers
+    speedup = calibration.runs_per_hour[k] / calibration.runs_per_hour[1]
+    return sum(unit * _work(r.cfg) for r in _unique(requests)) / speedup
+
+
+def calibrate(request: RunRequest, run_threads: int, cores: int | None = None) -> Calibration:
+    """Time a short training of ``request``'s recipe alone, then ``k`` copies at once for ``k`` up to
+    ``cores // run_threads``, each in its own worker process, started before the clock starts."""
+    request = _calibration(request)
+    cores = cores or os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    rates: dict[int, float] = {}
+    alone = 0.0
+    for k in range(1, max(1, cores // run_threads) + 1):
+        copies = [dataclasses.replace(request, kept=request.kept.with_name(f"calib-{k}-{i}.json")) for i in range(k)]
+        with ProcessPoolExecutor(max_workers=k, mp_context=context) as pool:
+            list(pool.map(_warm_up, [k] * k))  # k busy tasks at once: k workers up, torch imported, before the clock
+            start = time.perf_counter()
+            list(pool.map(_calibration_job, copies))
+            wall = time.perf_counter() - start
+        for c in copies:
+            c.kept.unlink(missing_ok=True)
+        alone = alone or wall
+        rates[k] = 3600.0 * k / wall
+    return Calibration(alone, rates, _work(request.cfg))
+
+
+def _warm_up(k: int) -> None:
+    import starquad.train.runner  # noqa: F401  (torch and the engine, imported as a training would)
+
+    time.sleep(0.5)  # long enough that each of the k tasks lands on its own worker
+
+
+def default_workers(calibration: Calibration) -> int:
+    """The number of trainings at once that finished the most runs per hour in ``calibration``."""
+    return calibration.best_workers
+
+
+def describe(calibration: Calibration) -> dict[str, Any]:
+    return {"seconds_alone": round(calibration.seconds_alone, 2),
+            "runs_per_hour": {k: round(v, 1) for k, v in calibration.runs_per_hour.items()},
+            "workers": calibration.best_workers}  # fmt: skip
