@@ -82,7 +82,7 @@ def run_config(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], se
                **overrides: Any):  # fmt: skip
     """The :class:`~starquad.train.TrainConfig` of one report training: the short recipe, the batch augmentation
     path (tensor ops on whole batches), ``ctx.run_threads`` threads (part of the recipe: a run's numbers never
-    depend on what runs beside it)."""
+    depend on what runs beside it), one evaluation after the last epoch (the only one the report reads)."""
     from starquad.train import TrainConfig
 
     cfg = TrainConfig(
@@ -91,7 +91,7 @@ def run_config(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], se
         eval_subset=budget.eval_subset, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
         weight_decay=0.05, warmup_epochs=0, min_lr=1e-5, smoothing=0.1, scale=(0.9, 1.0), ratio=(0.9, 1.1),
         color_jitter=0.0, batch_aug=True, channels_last=True, seed=seed, output="", threads=ctx.run_threads,
-        log_interval=10**6,
+        log_interval=10**6, eval_interval=0,
     )  # fmt: skip
     return dataclasses.replace(cfg, **overrides)
 

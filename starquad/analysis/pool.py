@@ -15,6 +15,8 @@ another).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 import multiprocessing
 import os
@@ -145,10 +147,20 @@ def _calibration_job(request: RunRequest) -> float:
 CALIBRATION_IMAGES = 1000
 
 
+@functools.cache
+def _macs(model: str, kwargs: str, img_size: int) -> float:
+    from starquad.bench.flops import count_flops
+    from starquad.models import create_model
+
+    return max(count_flops(create_model(model, num_classes=10, in_chans=1, **json.loads(kwargs)),
+                           (1, img_size, img_size)).macs, 1.0)  # fmt: skip
+
+
 def _work(cfg: Any) -> float:
-    """Images a training processes, an evaluated image counted as a third of a trained one (forward only)."""
-    evals = cfg.eval_subset or 10_000
-    return cfg.epochs * (cfg.subset + evals / 3)
+    """A training's work: images × the network's MACs, an evaluated image counted as a third of a trained one."""
+    evals = (cfg.eval_subset or 10_000) * (cfg.epochs // cfg.eval_interval if cfg.eval_interval else 1)
+    images = cfg.epochs * cfg.subset + evals / 3
+    return images * _macs(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), cfg.img_size)
 
 
 def _calibration(request: RunRequest) -> RunRequest:
@@ -159,7 +171,7 @@ def _calibration(request: RunRequest) -> RunRequest:
 
 def estimate_seconds(requests: Sequence[RunRequest], calibration: Calibration) -> float:
     """Wall seconds to train ``requests`` at the calibration's best number at once, scaled from its training by
-    the images each processes (a first figure: the networks' costs differ)."""
+    the work of each (images × MACs; a first figure: time per MAC differs between networks)."""
     unit = calibration.seconds_alone / calibration.work
     k = calibration.best_workers
     speedup = calibration.runs_per_hour[k] / calibration.runs_per_hour[1]

@@ -60,7 +60,7 @@ _LOG = logging.getLogger(__name__)
 
 # The sequential plans and budgets (in runs) of the two modes. Quick: a 3-seed pilot and one more look at 6 seeds
 # (each look at 97.5%); full: a 5-seed pilot, then 10 and 15 (each at 98.3%).
-QUICK_PLAN, QUICK_MAX_RUNS = SeedPlan(pilot=3, max_seeds=6, step=3), 180
+QUICK_PLAN, QUICK_MAX_RUNS = SeedPlan(pilot=3, max_seeds=6, step=3), 120
 FULL_PLAN, FULL_MAX_RUNS = SeedPlan(pilot=5, max_seeds=15, step=5), 600
 
 
