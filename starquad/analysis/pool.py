@@ -126,15 +126,22 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
-    """Seconds of one calibration training alone, and runs per hour with ``k`` at once for each ``k`` tried."""
+    """Seconds of the lightest network's calibration training alone; runs per hour with ``k`` of them at once for
+    each ``k`` tried; ``(MACs, seconds per image)`` of the lightest and heaviest pending networks."""
 
     seconds_alone: float
     runs_per_hour: dict[int, float]
-    work: float  # images the calibration training processes (see _work)
+    per_image: tuple[tuple[float, float], ...]
 
     @property
     def best_workers(self) -> int:
         return max(self.runs_per_hour, key=lambda k: (round(self.runs_per_hour[k], 6), -k))
+
+    def seconds_per_image(self, macs: float) -> float:
+        """On the line through the calibrated networks (constant with one), never below the lightest's."""
+        (m0, s0), (m1, s1) = self.per_image[0], self.per_image[-1]
+        slope = (s1 - s0) / (m1 - m0) if m1 > m0 else 0.0
+        return max(s0 + slope * (macs - m0), min(s0, s1))
 
 
 def _calibration_job(request: RunRequest) -> float:
@@ -143,7 +150,7 @@ def _calibration_job(request: RunRequest) -> float:
     return time.perf_counter() - start
 
 
-# The calibration training: the first pending run's recipe on this many images, one epoch, evaluated on as many.
+# The calibration trainings: a pending run's recipe on this many images, one epoch, evaluated on as many.
 CALIBRATION_IMAGES = 1000
 
 
@@ -156,11 +163,14 @@ def _macs(model: str, kwargs: str, img_size: int) -> float:
                            (1, img_size, img_size)).macs, 1.0)  # fmt: skip
 
 
-def _work(cfg: Any) -> float:
-    """A training's work: images × the network's MACs, an evaluated image counted as a third of a trained one."""
+def _macs_of(cfg: Any) -> float:
+    return _macs(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), cfg.img_size)
+
+
+def _images(cfg: Any) -> float:
+    """Images a training processes, an evaluated image counted as a third of a trained one (forward only)."""
     evals = (cfg.eval_subset or 10_000) * (cfg.epochs // cfg.eval_interval if cfg.eval_interval else 1)
-    images = cfg.epochs * cfg.subset + evals / 3
-    return images * _macs(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), cfg.img_size)
+    return cfg.epochs * cfg.subset + evals / 3
 
 
 def _calibration(request: RunRequest) -> RunRequest:
@@ -170,34 +180,42 @@ def _calibration(request: RunRequest) -> RunRequest:
 
 
 def estimate_seconds(requests: Sequence[RunRequest], calibration: Calibration) -> float:
-    """Wall seconds to train ``requests`` at the calibration's best number at once, scaled from its training by
-    the work of each (images × MACs; a first figure: time per MAC differs between networks)."""
-    unit = calibration.seconds_alone / calibration.work
+    """Wall seconds to train ``requests`` at the calibration's best number at once: each run's images times the
+    seconds per image of a network of its MACs (the line through the calibration's two networks)."""
     k = calibration.best_workers
     speedup = calibration.runs_per_hour[k] / calibration.runs_per_hour[1]
-    return sum(unit * _work(r.cfg) for r in _unique(requests)) / speedup
+    return sum(_images(r.cfg) * calibration.seconds_per_image(_macs_of(r.cfg)) for r in _unique(requests)) / speedup
 
 
-def calibrate(request: RunRequest, run_threads: int, cores: int | None = None) -> Calibration:
-    """Time a short training of ``request``'s recipe alone, then ``k`` copies at once for ``k`` up to
-    ``cores // run_threads``, each in its own worker process, started before the clock starts."""
-    request = _calibration(request)
+def _time_copies(pool: ProcessPoolExecutor, request: RunRequest, k: int, tag: str) -> float:
+    copies = [dataclasses.replace(request, kept=request.kept.with_name(f"calib-{tag}-{k}-{i}.json")) for i in range(k)]
+    list(pool.map(_warm_up, [k] * k))  # k busy tasks at once: k workers up, torch imported, before the clock
+    start = time.perf_counter()
+    list(pool.map(_calibration_job, copies))
+    wall = time.perf_counter() - start
+    for c in copies:
+        c.kept.unlink(missing_ok=True)
+    return wall
+
+
+def calibrate(requests: Sequence[RunRequest], run_threads: int, cores: int | None = None) -> Calibration:
+    """Time short trainings of the lightest and the heaviest pending network (by MACs) alone, and ``k`` copies of
+    the lightest at once for ``k`` up to ``cores // run_threads``; each in worker processes started before the
+    clock starts."""
+    todo = _unique(requests)
+    light = _calibration(min(todo, key=lambda r: _macs_of(r.cfg)))
+    heavy = _calibration(max(todo, key=lambda r: _macs_of(r.cfg)))
     cores = cores or os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
     rates: dict[int, float] = {}
-    alone = 0.0
     for k in range(1, max(1, cores // run_threads) + 1):
-        copies = [dataclasses.replace(request, kept=request.kept.with_name(f"calib-{k}-{i}.json")) for i in range(k)]
         with ProcessPoolExecutor(max_workers=k, mp_context=context) as pool:
-            list(pool.map(_warm_up, [k] * k))  # k busy tasks at once: k workers up, torch imported, before the clock
-            start = time.perf_counter()
-            list(pool.map(_calibration_job, copies))
-            wall = time.perf_counter() - start
-        for c in copies:
-            c.kept.unlink(missing_ok=True)
-        alone = alone or wall
-        rates[k] = 3600.0 * k / wall
-    return Calibration(alone, rates, _work(request.cfg))
+            rates[k] = 3600.0 * k / _time_copies(pool, light, k, "light")
+    points = [(_macs_of(light.cfg), 3600.0 / rates[1] / _images(light.cfg))]
+    if heavy.kept != light.kept:
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            points.append((_macs_of(heavy.cfg), _time_copies(pool, heavy, 1, "heavy") / _images(heavy.cfg)))
+    return Calibration(3600.0 / rates[1], rates, tuple(points))
 
 
 def _warm_up(k: int) -> None:
@@ -214,4 +232,5 @@ def default_workers(calibration: Calibration) -> int:
 def describe(calibration: Calibration) -> dict[str, Any]:
     return {"seconds_alone": round(calibration.seconds_alone, 2),
             "runs_per_hour": {k: round(v, 1) for k, v in calibration.runs_per_hour.items()},
-            "workers": calibration.best_workers}  # fmt: skip
+            "workers": calibration.best_workers,
+            "seconds_per_image": [[m, round(s, 7)] for m, s in calibration.per_image]}  # fmt: skip

@@ -48,6 +48,7 @@ __all__ = [
     "Section",
     "SectionContext",
     "SectionResult",
+    "claims_table",
     "full_plan",
     "list_sections",
     "quick_plan",
@@ -428,7 +429,7 @@ class _ReportState:
         if not pending:
             return
         if self.workers is None and self.ray_address is None:
-            calibration = calibrate(pending[0], pending[0].cfg.threads)
+            calibration = calibrate(pending, pending[0].cfg.threads)
             self.workers = calibration.best_workers
             self.meta["calibration"] = describe(calibration)
             self.log(f"[reproduce] calibration: one short training {calibration.seconds_alone:.1f} s; runs per hour "
@@ -471,6 +472,22 @@ class _ReportState:
     def write(self) -> None:
         atomic_write(self.out / "results.json", json.dumps(self.results, indent=2, default=_json_default) + "\n")
         atomic_write(self.out / "report.md", _render(self.meta, self.records, self.bodies))
+
+
+def claims_table(results: dict[str, Any]) -> str:
+    """The claims of a ``results.json`` grouped by verdict, as the Markdown table the README shows (generated, so
+    it cannot drift from the report: ``python scripts/readme_claims.py``)."""
+    from starquad.stats import CONTRADICTED, HELD, NO_EFFECT, NOT_RESOLVED
+
+    by_verdict: dict[str, list[str]] = {v: [] for v in (HELD, CONTRADICTED, NO_EFFECT, NOT_RESOLVED)}
+    for section, record in results.items():
+        if isinstance(record, dict):
+            for c in record.get("claims", []):
+                by_verdict.setdefault(c["verdict"], []).append(f"{c['claim']} (`{section}`)")
+    lines = ["| verdict | claims (section) |", "|---|---|"]
+    lines += [f"| {verdict} ({len(claims)}) | {'; '.join(claims)} |"
+              for verdict, claims in by_verdict.items() if claims]  # fmt: skip
+    return "\n".join(lines)
 
 
 def _json_default(obj: Any):

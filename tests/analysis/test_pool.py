@@ -98,9 +98,12 @@ def test_bad_workers_and_unreachable_ray(tmp_path):
 @pytest.mark.slow
 def test_calibration_and_estimate(tmp_path):
     requests = _requests(tmp_path, seeds=(0, 1))
-    cal = calibrate(requests[0], run_threads=1, cores=2)
+    wider = SectionContext(out_dir=tmp_path, collecting=True)
+    fmnist_run(wider, NET[0], {**NET[1], "width": 32}, 0, TINY)
+    cal = calibrate([*requests, *wider.pending], run_threads=1, cores=2)
     assert set(cal.runs_per_hour) == {1, 2} and all(v > 0 for v in cal.runs_per_hour.values())
     assert cal.best_workers in (1, 2) and cal.seconds_alone > 0
+    assert len(cal.per_image) == 2 and cal.per_image[0][0] < cal.per_image[1][0]  # the light and the heavy network
     one, two = estimate_seconds(requests[:1], cal), estimate_seconds(requests, cal)
     assert two == pytest.approx(2 * one) and one > 0
     assert not list((tmp_path / "runs").glob("calib-*")) if (tmp_path / "runs").exists() else True

@@ -132,3 +132,18 @@ def test_same_arguments_same_report(tmp_path, seeded_sections):
 def test_bad_budget_or_delta(tmp_path, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         run_reproduce(tmp_path, sections=["data"], log=lambda m: None, **kwargs)
+
+
+def test_the_readme_claims_table_is_generated_from_the_full_report():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("readme_claims", root / "scripts" / "readme_claims.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = json.loads((root / "docs/results/full/results.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert module.updated_readme(readme, results) == readme, "run: python scripts/readme_claims.py"
+    claims = [c for r in results.values() if isinstance(r, dict) for c in r.get("claims", [])]
+    assert len(claims) == 30 and f"| held ({sum(c['verdict'] == 'held' for c in claims)}) |" in readme
