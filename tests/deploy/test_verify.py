@@ -27,7 +27,7 @@ def test_untrained_layer_scales_hide_branches_and_the_probe_shows_them():
     assert hides_branches(model)
     probe = with_visible_branches(model)
     assert not hides_branches(probe) and hides_branches(model)  # a copy: the model keeps its own
-    assert all(0.5 <= float(p.min()) and float(p.max()) <= 1.0 for _, p in layer_scales(probe))
+    assert all(0.5 <= float(p.detach().min()) and float(p.detach().max()) <= 1.0 for _, p in layer_scales(probe))
     assert not hides_branches(starquad.create_model("starnet_s050"))  # no layer scales: nothing hidden
 
 
