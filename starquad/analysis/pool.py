@@ -6,9 +6,9 @@ its recipe — seed and thread count included (``ctx.run_threads``) — never on
 sequential, ``--workers K`` and ``--ray`` give the same report. Each result is kept atomically when its training
 ends; a worker that dies loses only its own training, and the same command started again continues.
 
-:func:`default_workers` chooses K on the machine in hand: it times one short calibration training alone and K at
-once, for K from 1 to ``cores // run_threads``, and takes the K that finishes the most runs per hour
-(small networks scale poorly across threads, so two one-thread trainings side by side often beat one after
+:func:`calibrate` chooses K on the machine in hand (``Calibration.best_workers``): it times short trainings
+alone and K at once, for K from 1 to ``cores // run_threads``, and takes the K that finishes the most runs per
+hour (small networks scale poorly across threads, so two one-thread trainings side by side often beat one after
 another).
 """
 
@@ -30,13 +30,23 @@ from typing import Any
 from starquad.analysis.fmnist import RunRequest, train_request
 from starquad.errors import ConfigError, StarquadError
 
-__all__ = ["Calibration", "calibrate", "default_workers", "describe", "estimate_seconds", "train_all"]
+__all__ = ["Calibration", "calibrate", "check_workers", "describe", "estimate_seconds", "train_all"]
 
 _LOG = logging.getLogger(__name__)
 
 
 def _unique(requests: Sequence[RunRequest]) -> list[RunRequest]:
     return list({r.kept: r for r in requests}.values())
+
+
+def check_workers(workers: int) -> None:
+    """A ConfigError unless ``workers`` is a whole number >= 1."""
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ConfigError(f"--workers must be a whole number >= 1, got {workers!r}")
+
+
+def _log_done(log: Callable[[str], None], done: int, total: int, request: RunRequest, result: dict[str, Any]) -> None:
+    log(f"  [{done}/{total}] {request.label}: top-1 {result['top1']:.2f}% in {result['seconds']:.0f} s")
 
 
 def train_all(requests: Sequence[RunRequest], workers: int = 1, ray_address: str | None = None,
@@ -49,8 +59,7 @@ def train_all(requests: Sequence[RunRequest], workers: int = 1, ray_address: str
         StarquadError: a worker died (what finished is kept; the same command continues).
     """
     log = log or _LOG.info
-    if not (isinstance(workers, int) and workers >= 1):
-        raise ConfigError(f"--workers must be a whole number >= 1, got {workers!r}")
+    check_workers(workers)
     todo = _unique(requests)
     if not todo:
         return
@@ -72,9 +81,7 @@ def _train_in_processes(todo: list[RunRequest], workers: int, log: Callable[[str
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(train_request, r): r for r in todo}
             for done, future in enumerate(as_completed(futures), 1):
-                result = future.result()
-                log(f"  [{done}/{len(todo)}] {futures[future].label}: top-1 {result['top1']:.2f}% in "
-                    f"{result['seconds']:.0f} s")  # fmt: skip
+                _log_done(log, done, len(todo), futures[future], future.result())
     except BrokenProcessPool as e:
         raise StarquadError("a training worker died (killed, or out of memory); the runs that finished are kept — "
                             "run the same command again to continue") from e  # fmt: skip
@@ -104,10 +111,8 @@ def _train_on_ray(todo: list[RunRequest], workers: int, address: str, log: Calla
         pending, done = list(refs), 0
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            result = ray.get(ready[0])
             done += 1
-            log(f"  [{done}/{len(todo)}] {refs[ready[0]].label}: top-1 {result['top1']:.2f}% in "
-                f"{result['seconds']:.0f} s")  # fmt: skip
+            _log_done(log, done, len(todo), refs[ready[0]], ray.get(ready[0]))
     finally:
         if started:
             ray.shutdown()
@@ -225,11 +230,6 @@ def _warm_up(request: RunRequest) -> None:
     train_request(request)
     request.kept.unlink(missing_ok=True)
     time.sleep(0.5)  # long enough that each of the k tasks lands on its own worker
-
-
-def default_workers(calibration: Calibration) -> int:
-    """The number of trainings at once that finished the most runs per hour in ``calibration``."""
-    return calibration.best_workers
 
 
 def describe(calibration: Calibration) -> dict[str, Any]:

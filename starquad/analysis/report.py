@@ -315,8 +315,10 @@ def run_reproduce(
     if not (isinstance(top1_delta, (int, float)) and 0 < top1_delta < 100):
         raise ConfigError(f"top1_delta (the smallest top-1 effect of interest, points) must be in (0, 100), got "
                           f"{top1_delta!r}")  # fmt: skip
-    if workers is not None and not (isinstance(workers, int) and workers >= 1):
-        raise ConfigError(f"--workers must be a whole number >= 1, got {workers!r}")
+    if workers is not None:
+        from starquad.analysis.pool import check_workers  # pool imports fmnist, which imports this module
+
+        check_workers(workers)
     if not (isinstance(run_threads, int) and run_threads >= 1):
         raise ConfigError(f"run_threads must be a whole number >= 1, got {run_threads!r}")
     out = Path(out_dir)
