@@ -224,9 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--pilot-seeds", type=int, help="seeds every comparison starts with (quick 3, full 5)")
     p.add_argument("--max-seeds", type=int, help="most seeds a comparison gets, added to unresolved claims in looks "
-                   "of the pilot's size (quick 6, full 15)")  # fmt: skip
+                   "of the pilot's size (quick 6, full 10)")  # fmt: skip
     p.add_argument("--max-runs", type=int, help="budget of trainings over all sections, counted in runs so any "
-                   "machine gives the same report (quick 120, full 600)")  # fmt: skip
+                   "machine gives the same report (quick 150, full 400)")  # fmt: skip
     p.add_argument("--workers", type=int, help="trainings at once, each with --run-threads threads (default: "
                    "measured here, the number that finishes the most runs per hour)")  # fmt: skip
     p.add_argument("--run-threads", type=int, default=1, help="torch threads of every training; part of each "

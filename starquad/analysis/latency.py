@@ -31,7 +31,7 @@ def latency_section(ctx: SectionContext) -> SectionResult:
     threads = torch.get_num_threads()
     cfg = dataclasses.replace(LatencyConfig(threads=threads, roofline=True), **PAPER_PROTOCOL)
     if not ctx.full:
-        cfg = dataclasses.replace(cfg, warmup=20, runs=100)
+        cfg = dataclasses.replace(cfg, warmup=10, runs=50)
     rows = bench_latency(LATENCY_MODELS, cfg)
     for r in rows:
         r["paper_cpu_ms"] = paper_cpu_ms(r["model"])
@@ -78,64 +78,70 @@ def _available_backends() -> tuple[list[str], dict[str, str]]:
 
 @register_section("star_latency", "Star vs sum latency on every backend (StarNet Table 8 analog)", order=62)
 def star_latency_section(ctx: SectionContext) -> SectionResult:
-    """StarNet S1–S4 with star fusion and the same networks with every star replaced by a sum, on every latency
-    backend of this install, all timed in one interleaved run (:func:`starquad.bench.latency.time_interleaved`):
-    rounds visit every (model, fusion, backend) in a fresh random order, so the star/sum ratio of a model on a
-    backend compares timings taken side by side. Batch 1, 224², the report's torch threads."""
+    """StarNet S4 (--full: S1–S4) with star fusion and the same networks with every star replaced by a sum, on
+    every latency backend of this install. Each star network is timed call by call against its sum twin
+    (:func:`starquad.bench.latency.time_pairs`): a visit alternates star, sum, star, sum, … so both see the same
+    load of the machine, and the visits of all (model, backend) pairs come in a fresh random order each round.
+    Batch 1, 224², the report's torch threads."""
     import statistics
 
     import torch
 
     from starquad.bench.backends import BACKEND_TABLE, deployable, make_runner
-    from starquad.bench.latency import time_interleaved
+    from starquad.bench.latency import time_pairs
     from starquad.models import create_model
     from starquad.runtime import torch_threads
     from starquad.stats import LATENCY_SHARE, paired_claim
 
     threads = torch.get_num_threads()
     backends, missing = _available_backends()
-    # --quick: the smallest and the paper's S4 (compiling eight networks for the compile backend alone takes
-    # minutes); --full: S1–S4
-    ends = (STAR_LATENCY_MODELS[0], STAR_LATENCY_MODELS[-1])
-    models = STAR_LATENCY_MODELS if ctx.full else tuple(dict.fromkeys(ends))
-    rounds, runs = (10, 40) if ctx.full else (5, 10)
+    # --quick: the paper's S4 only (compiling a network for the compile and aoti backends takes 10–25 s here);
+    # 30 rounds of 5 calls per side: round-to-round pairs of star and sum at 30 rounds resolve a 2% share on most
+    # backends of a 2-core host, where 5 interleaved rounds of whole runner passes resolved none
+    models = STAR_LATENCY_MODELS if ctx.full else STAR_LATENCY_MODELS[-1:]
+    rounds, runs = (60, 10) if ctx.full else (30, 5)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(ctx.seed))
-    items, runners = [], []
+    items, pairs = [], []
     with torch_threads(threads):
         for name in models:
+            twins = {}
             for fusion in ("star", "sum"):
                 torch.manual_seed(ctx.seed)
-                model = create_model(name, fusion=fusion).eval()
-                onnx = None  # one export serves every ONNX runtime (the same inference form for all of them)
-                for backend in backends:
+                twins[fusion] = create_model(name, fusion=fusion).eval()
+            exported = {}  # one export serves every ONNX runtime (the same inference form for all of them)
+            for backend in backends:
+                runners = []
+                for fusion, model in twins.items():
                     if BACKEND_TABLE[backend].onnx:
-                        onnx = onnx or deployable(model, backend, x)
-                    items.append((name, fusion, backend))
-                    runners.append(make_runner(onnx if BACKEND_TABLE[backend].onnx else model, backend, x, threads))
-        timed = time_interleaved(runners, rounds=rounds, warmup=3, runs=runs, seed=ctx.seed, label="star vs sum")
-    by = {item: t for item, t in zip(items, timed, strict=True)}
+                        exported[fusion] = exported.get(fusion) or deployable(model, backend, x)
+                    runners.append(make_runner(exported[fusion] if BACKEND_TABLE[backend].onnx else model, backend,
+                                               x, threads))  # fmt: skip
+                items.append((name, backend))
+                pairs.append(tuple(runners))
+        timed = time_pairs(pairs, rounds=rounds, runs=runs, seed=ctx.seed, label="star vs sum")
+    by = dict(zip(items, timed, strict=True))
     rows, claims = [], []
     for backend in backends:
         for name in models:
-            star, plain = by[(name, "star", backend)], by[(name, "sum", backend)]
-            rows.append({"backend": backend, "model": name, "star_ms": star["ms"], "sum_ms": plain["ms"],
-                         "star_over_sum": star["ms"] / plain["ms"],
+            t = by[(name, backend)]
+            rows.append({"backend": backend, "model": name, "star_ms": t["a_ms"], "sum_ms": t["b_ms"],
+                         "star_over_sum": t["a_ms"] / t["b_ms"],
                          "paper_cpu_star_over_sum": (PAPER_TABLE8_CPU[name]["star"] / PAPER_TABLE8_CPU[name]["sum"]
                                                      if name in PAPER_TABLE8_CPU else None)})  # fmt: skip
-        s4 = models[-1]
-        plain_ms = by[(s4, "sum", backend)]["ms"]
-        claims.append(paired_claim(f"star costs extra CPU latency over sum ({s4}, {backend}; ms per round)",
-                                   by[(s4, "star", backend)]["round_ms"], by[(s4, "sum", backend)]["round_ms"],
-                                   labels=("star", "sum"), paper="9.4 vs 8.4 ms (+1.0)", confidence=ctx.confidence,
-                                   delta=LATENCY_SHARE * plain_ms))  # fmt: skip
+        s4 = by[(models[-1], backend)]
+        claims.append(paired_claim(f"star costs extra CPU latency over sum ({models[-1]}, {backend}; ms per round)",
+                                   s4["a_round_ms"], s4["b_round_ms"], labels=("star", "sum"),
+                                   paper="9.4 vs 8.4 ms (+1.0)", confidence=ctx.confidence,
+                                   delta=LATENCY_SHARE * s4["b_ms"]))  # fmt: skip
     geo = {b: statistics.geometric_mean(r["star_over_sum"] for r in rows if r["backend"] == b) for b in backends}
     md = [
         f"StarNet {', '.join(models)} and the same networks with every star replaced by a sum, batch 1, 224², "
         f"{threads} threads, "
         f"on {', '.join(backends)}{' (' + '; '.join(f'{b}: {w}' for b, w in missing.items()) + ')' if missing else ''}"
-        f". All {len(runners)} (model, fusion, backend) runners timed in one run: {rounds} interleaved rounds of "
-        f"{runs} timed calls after 3 warm-up, in a fresh random order each round; the figure is the median of all "
-        "calls. The paper's Table 8 (CPU): S4 star 9.4 ms vs sum 8.4 ms (×1.12); no difference on GPU or iPhone.",
+        f". Each star network timed against its sum twin, call by call: {rounds} rounds, each visiting all "
+        f"{len(pairs)} (model, backend) pairs in a fresh random order with 1 warm-up and {runs} timed calls per side, "
+        "alternating star and sum; the figure is the median of all calls, a claim pairs the visits' medians. "
+        "The paper's Table 8 (CPU): S4 star 9.4 ms vs sum 8.4 ms (×1.12); no difference on GPU or iPhone.",
         "",
         "| backend | model | star (ms) | sum (ms) | star / sum | paper CPU star / sum |",
         "|---|---|---|---|---|---|",
@@ -148,8 +154,8 @@ def star_latency_section(ctx: SectionContext) -> SectionResult:
         + ", ".join(f"{b} {c['verdict']}" for b, c in zip(backends, claims, strict=True)) + ".",
     ]  # fmt: skip
     results = {"rows": rows, "star_over_sum_geomean": geo, "backends": backends, "missing_backends": missing,
-               "protocol": {"rounds": rounds, "runs": runs, "warmup": 3, "threads": threads, "batch": 1,
-                            "img_size": 224}}  # fmt: skip
+               "protocol": {"rounds": rounds, "runs": runs, "warmup": 1, "paired": "call by call", "threads": threads,
+                            "batch": 1, "img_size": 224}}  # fmt: skip
     fig = ctx.figure_path("star_latency", "ratios")
     _plot_star_over_sum(rows, backends, models, fig)
     md.append("The figure: star / sum per backend and model; the dashed line is the paper's CPU ratio for S4, the "

@@ -16,7 +16,7 @@ __all__ = ["BLOCK_STUDY_FULL", "BLOCK_STUDY_QUICK", "SMALL"]
 
 SMALL = {"base_dim": 32, "depths": [1, 1, 3, 1]}  # the same skeleton for both families
 _BLOCKS = ("skip", "conv", "swin", "hor", "quadra", "quadra_me")
-BLOCK_STUDY_QUICK = dict(blocks=_BLOCKS, channels=(64,), batch=8, size=28, depth=8, rounds=3)
+BLOCK_STUDY_QUICK = dict(blocks=_BLOCKS, channels=(64,), batch=8, size=28, depth=4, rounds=2)
 BLOCK_STUDY_FULL = dict(blocks=_BLOCKS, channels=(64, 128), batch=8, size=56, depth=24, rounds=5)
 
 

@@ -60,9 +60,9 @@ _LOG = logging.getLogger(__name__)
 
 
 # The sequential plans and budgets (in runs) of the two modes. Quick: a 3-seed pilot and one more look at 6 seeds
-# (each look at 97.5%); full: a 5-seed pilot, then 10 and 15 (each at 98.3%).
-QUICK_PLAN, QUICK_MAX_RUNS = SeedPlan(pilot=3, max_seeds=6, step=3), 120
-FULL_PLAN, FULL_MAX_RUNS = SeedPlan(pilot=5, max_seeds=15, step=5), 600
+# (each look at 97.5%); full: a 5-seed pilot and one more look at 10 seeds (each at 97.5%).
+QUICK_PLAN, QUICK_MAX_RUNS = SeedPlan(pilot=3, max_seeds=6, step=3), 150
+FULL_PLAN, FULL_MAX_RUNS = SeedPlan(pilot=5, max_seeds=10, step=5), 400
 
 
 def quick_plan() -> tuple[SeedPlan, int]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["BUSY_SPREAD", "LatencyStats", "sample_call", "summarize", "time_call", "time_forward", "time_interleaved"]
+__all__ = ["BUSY_SPREAD", "LatencyStats", "sample_call", "summarize", "time_call", "time_forward", "time_interleaved",
+           "time_pairs"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,6 +125,48 @@ def time_interleaved(runners: Sequence[Callable[[], object]], rounds: int = 10, 
         _LOG.warning(f"{label}: {busy} of {len(runners)} items had p90/p10 above {BUSY_SPREAD} — the machine looks "
                      "busy; the interleaved rounds spread that over all items, but re-run when it is idle")  # fmt: skip
     return out
+
+
+def time_pairs(pairs: Sequence[tuple[Callable[[], object], Callable[[], object]]], rounds: int = 30, warmup: int = 1,
+               runs: int = 5, seed: int = 0, label: str = "timing") -> list[dict[str, Any]]:  # fmt: skip
+    """Time each pair ``(a, b)`` of callables against each other, call by call.
+
+    Each round visits every pair once, in a fresh random order; a visit makes ``warmup`` untimed calls of each side,
+    then ``runs`` timed calls of each, alternating a, b, a, b, … (which side goes first is drawn per visit). A
+    visit's two medians were taken within milliseconds of each other, so the load of a shared machine falls on both
+    alike and their difference is a paired sample: where :func:`time_interleaved` pairs rounds that lie seconds
+    apart (round-to-round swings of ±10 ms on a busy 2-core host), these pairs agree to a fraction of that.
+
+    Returns:
+        Per pair: ``a_ms``, ``b_ms`` (medians of all timed calls) and ``a_round_ms``, ``b_round_ms`` (each visit's
+        medians, in round order: the k-th of each form a pair).
+    """
+    from starquad.runtime import progress
+
+    if rounds < 2 or runs < 1 or warmup < 0:
+        raise ValueError(f"need rounds >= 2, runs >= 1 and warmup >= 0, got {rounds}, {runs}, {warmup}")
+    rng = random.Random(seed)
+    calls: list[tuple[list[float], list[float]]] = [([], []) for _ in pairs]
+    medians: list[tuple[list[float], list[float]]] = [([], []) for _ in pairs]
+    order = list(range(len(pairs)))
+    for _ in progress(range(rounds), f"{label}: time", rounds):
+        rng.shuffle(order)
+        for i in order:
+            sides = (0, 1) if rng.random() < 0.5 else (1, 0)
+            for _ in range(warmup):
+                for side in sides:
+                    pairs[i][side]()
+            visit: tuple[list[float], list[float]] = ([], [])
+            for _ in range(runs):
+                for side in sides:
+                    t0 = time.perf_counter()
+                    pairs[i][side]()
+                    visit[side].append((time.perf_counter() - t0) * 1e3)
+            for side in (0, 1):
+                calls[i][side].extend(visit[side])
+                medians[i][side].append(statistics.median(visit[side]))
+    return [{"a_ms": statistics.median(c[0]), "b_ms": statistics.median(c[1]), "a_round_ms": m[0],
+             "b_round_ms": m[1]} for c, m in zip(calls, medians, strict=True)]  # fmt: skip
 
 
 @torch.inference_mode()

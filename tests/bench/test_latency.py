@@ -20,3 +20,22 @@ def test_time_forward_is_finite_and_positive():
 def test_bad_run_counts():
     with pytest.raises(ValueError, match="runs >= 1"):
         time_call(lambda: None, runs=0)
+
+
+def test_time_pairs_alternates_sides_and_pairs_each_visit():
+    from starquad.bench.latency import time_pairs
+
+    calls: list[str] = []
+    pairs = [(lambda: calls.append("a0"), lambda: calls.append("b0")),
+             (lambda: (calls.append("a1"), time.sleep(0.002)), lambda: calls.append("b1"))]  # fmt: skip
+    out = time_pairs(pairs, rounds=4, warmup=1, runs=3, seed=0)
+    assert len(calls) == 4 * 2 * 2 * (1 + 3)  # rounds × pairs × sides × (warm-up + timed)
+    visits = [calls[i:i + 8] for i in range(0, len(calls), 8)]
+    for visit in visits:  # one pair per visit, its sides strictly alternating
+        assert len({c[1] for c in visit}) == 1
+        assert all(visit[i][0] != visit[i + 1][0] for i in range(7))
+    assert {v[0][0] for v in visits} == {"a", "b"}  # either side may go first
+    assert all(len(o["a_round_ms"]) == len(o["b_round_ms"]) == 4 for o in out)
+    assert out[1]["a_ms"] >= 2.0 > out[1]["b_ms"]
+    with pytest.raises(ValueError, match="rounds >= 2"):
+        time_pairs(pairs, rounds=1)
