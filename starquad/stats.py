@@ -238,7 +238,7 @@ def verdict_table(claims: Sequence[dict[str, Any]], section: str | None = None) 
     for c in claims:
         row = [c.get("section", "")] if section is None else []
         row += [c["claim"], f"{c['a']} {_EXPECT_WORDS[c['expect']]} {c['b']}", str(c["n"]), f"{c['mean_diff']:+.2f}",
-                _fmt_ci(c) + f" ({c['confidence']:.1%})", f"{c['delta']:g}", c.get("paper") or "–",
+                _fmt_ci(c) + f" ({c['confidence']:.1%})", f"{c['delta']:.3g}", c.get("paper") or "–",
                 _fmt_verdict(c)]  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
