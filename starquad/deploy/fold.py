@@ -19,7 +19,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from starquad.ops import DepthwiseConv2d
 
-__all__ = ["fold_batchnorm", "prepare_for_inference"]
+__all__ = ["INFERENCE_FORM", "fold_batchnorm", "prepare_for_inference"]
+
+# The version of what prepare_for_inference makes of a model: latency measured on an older form (a cached latency
+# table) is not this one's. 2: layer scales and LayerNorm affines folded.
+INFERENCE_FORM = 2
 
 
 def _fold_sequential_pairs(module: nn.Module) -> int:
@@ -81,8 +85,10 @@ def prepare_for_inference(model: nn.Module, inplace: bool = False, merge_branche
     """The inference form of any model: eval mode, timm's re-parameterisation, then BatchNorm folding.
 
     :func:`timm.models.reparameterize_model` calls every submodule's ``fuse()`` / ``reparameterize()`` /
-    ``switch_to_deploy()`` (MobileOne, FastViT, RepVGG); then the Conv→BatchNorm pairs left anywhere are
-    folded (non-strict: a BatchNorm without a conv before it stays). With ``merge_branches`` the modules
+    ``switch_to_deploy()`` (MobileOne, FastViT, RepVGG; ours fold each layer scale γ and LayerNorm affine into
+    the linear or conv layer beside it, :mod:`starquad.ops.fold`), and the model's own ``reparameterize()`` (the
+    head's norm); then the Conv→BatchNorm pairs left anywhere are folded (non-strict: a BatchNorm without a
+    conv before it stays). With ``merge_branches`` the modules
     that offer ``merge_branches()`` (StarNet's block: f1 and f2 as one conv) use it — faster in PyTorch
     (one GEMM instead of two), slower in ONNX Runtime, whose blocked NCHWc layout pays more for the split
     than it saves, so ONNX export leaves the branches apart. Outputs are unchanged up to float rounding.
@@ -91,7 +97,9 @@ def prepare_for_inference(model: nn.Module, inplace: bool = False, merge_branche
 
     model = model if inplace else copy.deepcopy(model)
     model.eval()
-    reparameterize_model(model, inplace=True)
+    reparameterize_model(model, inplace=True)  # the submodules' hooks
+    if callable(getattr(model, "reparameterize", None)):
+        model.reparameterize()
     if merge_branches:
         for module in list(model.modules()):
             if callable(getattr(module, "merge_branches", None)):

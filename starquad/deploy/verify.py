@@ -46,11 +46,18 @@ def hides_branches(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def with_visible_branches(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A copy of ``model`` (eval mode) whose layer scales are drawn from U(0.5, 1)."""
+    """A copy of ``model`` (eval mode) whose layer scales are drawn from U(0.5, 1) and whose LayerNorm affines
+    from U(0.5, 1.5) (scale) and U(-0.5, 0.5) (shift), as a trained model has them: the inference form folds
+    both, and at their init values (1 and 0) a wrong fold would not show either."""
     probe = copy.deepcopy(model).eval()
     gen = torch.Generator().manual_seed(seed)
     for _, p in layer_scales(probe):
         p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) * 0.5 + 0.5)
+    for m in probe.modules():
+        if isinstance(m, nn.LayerNorm) and m.weight is not None:
+            m.weight.copy_(torch.rand(m.weight.shape, generator=gen, dtype=m.weight.dtype) + 0.5)
+            if m.bias is not None:
+                m.bias.copy_(torch.rand(m.bias.shape, generator=gen, dtype=m.bias.dtype) - 0.5)
     return probe
 
 

@@ -22,6 +22,7 @@ from starquad.errors import ConfigError
 from starquad.models.registry import imagenet_cfg, register_model, timm_pretrained_cfg
 from starquad.models.surface import ModelSurface
 from starquad.ops import DepthwiseConv2d, StarFusion
+from starquad.ops.fold import fold_norm_into_, scale_rows_
 
 __all__ = ["DemoBlock", "DemoNet", "DemoNet2D", "default_cfgs"]
 
@@ -50,6 +51,15 @@ class DemoBlock(nn.Module):
         self.g = nn.Linear(hidden, dim)
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale_init)) if layer_scale_init is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    @torch.jit.unused
+    def reparameterize(self) -> None:
+        """The inference form (timm's hook): the norm's scale folded into the layer after it (and its shift, where
+        that is the Linear ``f``: the padded depthwise conv keeps it with the norm), ``γ`` into ``g``."""
+        fold_norm_into_(self.norm, self.dwconv if self.dwconv is not None else self.f)  # once: then no affine left
+        if self.gamma is not None:
+            scale_rows_(self.g, self.gamma.detach())
+            self.gamma = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -162,6 +172,13 @@ class DemoNet(ModelSurface, nn.Module):
             self.reset_classifier(0, "")
         return take
 
+    @torch.jit.unused
+    def reparameterize(self) -> None:
+        """The inference form of the head (:func:`starquad.deploy.prepare_for_inference` calls this; the blocks have
+        their own): the final LayerNorm's affine folded into the classifier; logits unchanged up to float rounding."""
+        if isinstance(self.head, nn.Linear):
+            fold_norm_into_(self.norm, self.head)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The token map ``(N, C, H, W)`` after the last block, un-normalised (the head normalises after pooling)."""
         x = self._tokens(x)
@@ -205,6 +222,11 @@ class DemoNet2D(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
         self.apply(_init_weights)
+
+    @torch.jit.unused
+    def reparameterize(self) -> None:
+        """The inference form of the head: the final LayerNorm's affine folded into the classifier."""
+        fold_norm_into_(self.norm, self.head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.blocks(self.stem(x)))

@@ -20,6 +20,7 @@ from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
 from starquad.models.surface import ModelSurface
 from starquad.ops import QuadraticConv2d, QuadraticLinear
+from starquad.ops.fold import fold_norm_into_
 
 __all__ = ["MixerNet", "MixerStage", "convert_convnext_layout"]
 
@@ -39,6 +40,12 @@ class MixerStage(nn.Module):
             blocks = [MixerBlock(dim, drop_path=drop_paths[j], **block_kwargs) for j in range(depth)]
         self.blocks = nn.Sequential(*blocks)
         self.grad_checkpointing = False
+
+    @torch.jit.unused
+    def reparameterize(self) -> None:
+        """The inference form (timm's hook): the downsampler's LayerNorm affine folded into its unpadded conv."""
+        if isinstance(self.downsample, nn.Sequential):
+            fold_norm_into_(self.downsample[0], self.downsample[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
@@ -161,6 +168,14 @@ class MixerNet(ModelSurface, nn.Module):
         if prune_head:
             self.reset_classifier(0, "")
         return take
+
+    @torch.jit.unused
+    def reparameterize(self) -> None:
+        """The inference form of the head (:func:`starquad.deploy.prepare_for_inference` calls this; the blocks and
+        stages have their own): the LayerNorm after pooling folded into the classifier. Logits are unchanged up to
+        float rounding; ``forward_head(pre_logits=True)`` then returns the features before the norm's affine."""
+        if isinstance(self.head, nn.Linear):
+            fold_norm_into_(self.norm, self.head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))

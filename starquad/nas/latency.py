@@ -78,8 +78,11 @@ def fingerprint(protocol: Protocol) -> dict[str, Any]:
     import onnxruntime
     import torch
 
+    from starquad.deploy.fold import INFERENCE_FORM
+
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": protocol.threads, "runtime": protocol.runtime,
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "inference_form": INFERENCE_FORM}  # fmt: skip
 
 
 def default_table_path(space: str, protocol: Protocol) -> Path:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from starquad.ops.capture import capturing_graph
+from starquad.ops.fold import fold_norm_into_, scale_rows_
 
 __all__ = ["NormMlp"]
 
@@ -62,7 +63,7 @@ def _mlp_inference(x, ln_w, ln_b, w1, b1, w2, b2, gamma, eps):
     for s in _chunks(x2.shape[0], w1.shape[0], x.device):
         z = F.layer_norm(x2[s], (C,), ln_w, ln_b, eps)
         torch.addmm(b2, F.gelu(F.linear(z, w1, b1)), w2.t(), out=out[s])
-    return _from_rows(out.mul_(gamma), x)
+    return _from_rows(out.mul_(gamma) if gamma is not None else out, x)
 
 
 class _LeanMlpFunction(torch.autograd.Function):
@@ -137,16 +138,30 @@ class NormMlp(nn.Module):
         return self._eager_forward(x)
 
     def _plain_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The reference math in plain autograd ops (TorchScript, graph capture, ``lean=False``)."""
+        """The reference math in plain autograd ops (TorchScript, graph capture, ``lean=False``, the folded form)."""
         y = self.fc2(F.gelu(self.fc1(self.norm(x.permute(0, 2, 3, 1)))))  # (N, C, H, W) -> (N, H, W, C)
-        return (y * self.gamma).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        if self.gamma is not None:
+            y = y * self.gamma
+        return y.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+
+    @torch.jit.unused
+    def reparameterize(self) -> None:
+        """The inference form (timm's hook): the LayerNorm's affine folded into ``fc1``, ``γ`` into ``fc2``; the same
+        outputs up to float rounding. Afterwards a training step runs the plain autograd ops (the lean backward needs
+        the affine and ``γ``); inference keeps its chunked path."""
+        if self.gamma is None:
+            return
+        fold_norm_into_(self.norm, self.fc1)
+        scale_rows_(self.fc2, self.gamma.detach())
+        self.gamma = None
 
     @torch.jit.unused
     def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.gamma.numel():
-            raise ValueError(f"NormMlp({self.gamma.numel()}) expects (N, {self.gamma.numel()}, H, W), got "
-                             f"{tuple(x.shape)}")  # fmt: skip
-        if capturing_graph() or (torch.is_grad_enabled() and not self.lean):  # see starquad.ops.capture
+        dim = self.fc1.in_features
+        if x.ndim != 4 or x.shape[1] != dim:
+            raise ValueError(f"NormMlp({dim}) expects (N, {dim}, H, W), got {tuple(x.shape)}")
+        lean = self.lean and self.gamma is not None  # the lean backward needs the affine and γ (not folded)
+        if capturing_graph() or (torch.is_grad_enabled() and not lean):  # see starquad.ops.capture
             return self._plain_forward(x)
         args = (x, self.norm.weight, self.norm.bias, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias,
                 self.gamma, self.norm.eps)  # fmt: skip

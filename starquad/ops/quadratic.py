@@ -16,7 +16,10 @@ Design (one home for all three layers):
 * **How it runs** depends on the device: on CUDA it is one convolution call. On the CPU a grouped conv
   with a channel multiplier (3 outputs per group) has no fast oneDNN kernel — measured 13.2 ms against
   3 × 1.4 ms for three plain depthwise convs (8×64×56², 7×7, channels-last, 2 threads) — so there each
-  branch runs as its own conv on a slice of the weight. Either way the parameters are the same.
+  branch runs as its own conv on a slice of the weight. Either way the parameters are the same. The exported
+  graph (ONNX) keeps the CPU's form, three convs: ONNX Runtime has no fast kernel for the multiplier either —
+  QuadraNet-T25 at 224², batch 1, 2 threads ran in 60.9 ms with three depthwise convs per block and in 93.0 ms
+  with one grouped conv of 3C outputs (2-core AMD EPYC, one interleaved run, 2026-12-07).
 * **Memory-efficient mode** (``memory_efficient=True``, the default): plain autograd keeps every branch
   output alive until backward (the product needs ``x_a`` and ``x_b``; with one conv their storage is the
   whole ``3 · out`` tensor). :class:`_RecomputedBranches` saves only the input (and the parameters) and
