@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -157,6 +158,11 @@ def _calibration_job(request: RunRequest) -> float:
 
 # The calibration trainings: a pending run's recipe on this many images, one epoch, evaluated on as many.
 CALIBRATION_IMAGES = 1000
+# Timings of k trainings at once, each k in turn, repeated this many times; the median wall of each k counts. One
+# sub-second timing per k is at the mercy of a shared host: on a 2-core AMD EPYC one quick report measured 2 at
+# once at 1.09× the rate of one (its estimate came out twice the time the trainings took), where three
+# calibrations in a row of the same host measured 1.65×, 1.97× and 2.39×.
+CALIBRATION_REPEATS = 3
 
 
 @functools.cache
@@ -208,17 +214,24 @@ def _time_copies(pool: ProcessPoolExecutor, request: RunRequest, k: int, tag: st
 
 def calibrate(requests: Sequence[RunRequest], run_threads: int, cores: int | None = None) -> Calibration:
     """Time short trainings of the lightest and the heaviest pending network (by MACs) alone, and ``k`` copies of
-    the lightest at once for ``k`` up to ``cores // run_threads``; each in worker processes started before the
-    clock starts."""
+    the lightest at once for ``k`` up to ``cores // run_threads`` (:data:`CALIBRATION_REPEATS` times each, the
+    median counts); each in worker processes started before the clock starts."""
     todo = _unique(requests)
     light = _calibration(min(todo, key=lambda r: _macs_of(r.cfg)))
     heavy = _calibration(max(todo, key=lambda r: _macs_of(r.cfg)))
     cores = cores or os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
-    rates: dict[int, float] = {}
-    for k in range(1, max(1, cores // run_threads) + 1):
-        with ProcessPoolExecutor(max_workers=k, mp_context=context) as pool:
-            rates[k] = 3600.0 * k / _time_copies(pool, light, k, "light")
+    ks = range(1, max(1, cores // run_threads) + 1)
+    pools = {k: ProcessPoolExecutor(max_workers=k, mp_context=context) for k in ks}
+    walls: dict[int, list[float]] = {k: [] for k in ks}
+    try:
+        for _ in range(CALIBRATION_REPEATS):  # each k in turn, so drift of the host's load falls on all alike
+            for k in ks:
+                walls[k].append(_time_copies(pools[k], light, k, "light"))
+    finally:
+        for pool in pools.values():
+            pool.shutdown()
+    rates = {k: 3600.0 * k / statistics.median(walls[k]) for k in ks}
     points = [(_macs_of(light.cfg), 3600.0 / rates[1] / _images(light.cfg))]
     if heavy.kept != light.kept:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
