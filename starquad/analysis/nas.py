@@ -21,8 +21,9 @@ def nas_section(ctx: SectionContext) -> SectionResult:
     from starquad.nas.space import get_space
 
     space = get_space("quadranet")
-    # --quick: a small table and a short search (the section shows the pipeline end to end; its figures are the
-    # full report's)
+    # --quick: a small table and a short search, a quarter of `nas search --quick`'s training (the section shows the
+    # pipeline end to end; its figures are the full report's)
+    report_search = {**QUICK_SEARCH, "epochs": 2, "subset": 3000}
     protocol = Protocol() if ctx.full else Protocol(rounds=2, retries=0)
     table = build_table(space, protocol, fit_archs=60 if ctx.full else 12, seed=ctx.seed)
     table_path = table.save(ctx.out_dir / "nas" / "quadranet_table.json")
@@ -32,7 +33,7 @@ def nas_section(ctx: SectionContext) -> SectionResult:
     budget = latency_percentiles(table, space, [50])[0]
     base = SearchConfig(space="quadranet", budget_ms=budget, table=str(table_path), seed=ctx.seed,
                         data_dir=str(ctx.data_dir) if ctx.data_dir else None,
-                        **({} if ctx.full else {**QUICK_SEARCH, "epochs": 2, "subset": 3000}))  # fmt: skip
+                        **({} if ctx.full else report_search))  # fmt: skip
     found = search(dataclasses.replace(base, out=str(ctx.out_dir / "nas" / "search")))
     rand = random_under_budget(dataclasses.replace(base, out=str(ctx.out_dir / "nas" / "random")), lambda m: None)
     rows = [{"network": name, "budget_ms": round(budget, 4), "predicted_ms": round(r["predicted_ms"], 4),

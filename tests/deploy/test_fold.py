@@ -45,5 +45,6 @@ def test_inference_form_folds_layer_scales_and_norm_affines(case):
     assert layer_scales(prepared) == []
     scaled = [n for n, m in prepared.named_modules() if isinstance(m, torch.nn.LayerNorm) and m.weight is not None]
     assert set(scaled) <= {"stem.1"}, scaled
+    assert torch.equal(prepare_for_inference(prepared)(x), out)  # a second preparation finds nothing left to fold
     if not case.startswith(("starnet", "demonet_2d", "space_mbconv")):  # those have no γ: nothing to fold
         assert layer_scales(model), "the case should have layer scales to fold"
