@@ -58,6 +58,21 @@ def test_export_round_trip(tmp_path):
         np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4, rtol=0)
 
 
+def test_dynamic_batch_and_weights_computed_in_the_graph_are_folded(tmp_path):
+    """A QuadraNet's branch weights are slices of one parameter: the exported graph holds them as plain initializers
+    (no node computes from weights alone: no Gather/Reshape over weights for a quantizer to trip on), and a dynamic
+    batch exports (torch.export specialises a batch of 1, so the export traces at 2)."""
+    model = starquad.create_model("quadranet_t25", base_dim=16, depths=[1, 1, 2, 1], num_classes=10).eval()
+    path = tmp_path / "q.onnx"
+    result = export_onnx(model, path, (3, 32, 32), dynamic_batch=True)
+    assert result.dynamic_batch and result.max_abs_diff <= 1e-4
+    graph = onnx.load(str(path)).graph
+    weights = {i.name for i in graph.initializer}
+    assert not [n.name for n in graph.node if all(i in weights for i in n.input if i)]  # nothing left to fold
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert all(n.input[1] in weights for n in convs)  # every conv reads its weight straight from an initializer
+
+
 def test_failed_verification_writes_nothing(tmp_path):
     model = starquad.create_model("starnet_s050", num_classes=3)
     path = tmp_path / "m.onnx"
