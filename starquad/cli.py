@@ -52,6 +52,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _yaml_mapping(text: str) -> dict:
+    from starquad.train.config import yaml_mapping  # here, not at the top: `starquad --help` stays fast
+
+    return yaml_mapping(text)
+
+
 def _common() -> argparse.ArgumentParser:
     p = _Parser(add_help=False)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
@@ -151,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="paper: the StarNet paper's method (onnxruntime, batch 1, 50 warm-up, mean of 500)",
     )
-    q.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default) or bf16 (eager, "
-                   "compile: autocast; openvino: inference precision)")  # fmt: skip
+    q.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default); bf16 (eager, "
+                   "compile: autocast; openvino: inference precision); int8 (onnxruntime, openvino: statically "
+                   "quantized as 'export --int8' does it, calibrated on generated images: speed only)")  # fmt: skip
     q.add_argument("--channels-last", action="store_true", help="channels-last memory (eager, compile)")
     q.add_argument("--no-reparam", action="store_true", help="time the models as built (no folding)")
     q.add_argument("--roofline", action="store_true", help="add achieved GFLOP/s and %% of the GEMM peak")
@@ -205,6 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
     p.add_argument("--no-fold", action="store_true", help="export the model as built (no re-parameterisation)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference (default: %(default)g)")
+    p.add_argument("--in-chans", type=int, help="input channels (default: the model's)")
+    p.add_argument("--model-kwargs", type=_yaml_mapping, default={}, metavar="YAML",
+                   help="model options, as in training, e.g. '{stem_stride: 1, stem_chs: 16}'")  # fmt: skip
+    q = p.add_argument_group("int8", "post-training static quantization (starquad.deploy.int8): per-channel int8 "
+                             "weights, activations calibrated on --calib's training images; each star/quadratic "
+                             "product's error is measured and the products that cost accuracy stay in float; "
+                             "fails, writing nothing, when the test split's top-1 drops by more than "
+                             "--max-drop")  # fmt: skip
+    q.add_argument("--int8", action="store_true", help="write an int8 model (OUTPUT.onnx, or OUTPUT.xml with "
+                   "--runtime openvino) and OUTPUT.json with the choice and the figures")  # fmt: skip
+    q.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="onnxruntime: QDQ through onnxruntime.quantization; openvino: NNCF (default: %(default)s)")
+    q.add_argument("--calib", metavar="DATASET", help="calibration, selection and test data (starquad data list); "
+                   "its images must have the model's channels and size")  # fmt: skip
+    q.add_argument("--calib-n", type=int, default=512, help="calibration images (default: %(default)s)")
+    q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="onnxruntime's calibration method (default: %(default)s)")
+    q.add_argument("--calib-resize", action="store_true", help="resize the calibration images to the model's size")
+    q.add_argument("--max-drop", type=float, default=1.0, help="largest top-1 drop in points on the test split "
+                   "(default: %(default)g)")  # fmt: skip
+    q.add_argument("--eval-n", type=int, help="test images for the check (default: the whole split)")
+    q.add_argument("--data-dir", help="where --calib's files are (default: the usual places)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
@@ -599,21 +628,31 @@ def _cmd_bench_flops(args) -> None:
 
 def _cmd_export(args) -> None:
     from starquad.bench.suite import input_size_of
-    from starquad.deploy import export_onnx, export_pt2
     from starquad.errors import ConfigError
     from starquad.models import create_model, load_checkpoint
 
-    kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model = create_model(args.model, **kwargs)
+    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v is not None}
+    model = create_model(args.model, **args.model_kwargs, **kwargs)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
     size = input_size_of(args.model, args.img_size)
+    if args.in_chans is not None:
+        size = (args.in_chans, *size[1:])
     fmt = args.format or ("pt2" if str(args.output).endswith(".pt2") else "onnx")
+    if args.int8:
+        if fmt == "pt2" or args.calib is None:
+            raise ConfigError("--int8 writes ONNX (or OpenVINO with --runtime openvino) and needs --calib DATASET, "
+                              "e.g. --calib fashion-mnist")  # fmt: skip
+        return _export_int8(args, model, size)
     if fmt == "pt2":
         if args.dynamic_batch:
             raise ConfigError("--dynamic-batch is for ONNX; a .pt2 package is compiled for one input shape")
+        from starquad.deploy import export_pt2
+
         result = export_pt2(model, args.output, size, prepare=not args.no_fold, atol=args.atol)
     else:
+        from starquad.deploy import export_onnx
+
         result = export_onnx(model, args.output, size, dynamic_batch=args.dynamic_batch, prepare=not args.no_fold,
                              atol=args.atol)  # fmt: skip
     runtime = "AOTInductor package" if fmt == "pt2" else "onnxruntime"
@@ -622,6 +661,20 @@ def _cmd_export(args) -> None:
           f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)"
           + ("" if result.probe_max_abs_diff is None else
              f"; with layer scales 0.5–1 {result.probe_max_abs_diff:.3g}"))  # fmt: skip
+
+
+def _export_int8(args, model, size) -> None:
+    from starquad.deploy.int8 import export_int8
+
+    r = export_int8(model, args.output, size, calib=args.calib, calib_n=args.calib_n, runtime=args.runtime,
+                    method=args.calib_method, max_drop=args.max_drop, eval_n=args.eval_n, data_dir=args.data_dir,
+                    resize=args.calib_resize, log=print)  # fmt: skip
+    kept = [p.module or p.node for p in r.products if p.kept_float]
+    print(f"{r.path}: int8 for {r.runtime} ({r.method}, {r.calib_n} {r.calib} images), {len(r.products)} products, "
+          f"{len(kept)} kept in float{' (' + ', '.join(kept) + ')' if kept else ''}")  # fmt: skip
+    print(f"top-1 on {r.eval_n} {r.calib} test images: float {r.top1_float:.2f}%, int8 {r.top1_int8:.2f}% "
+          f"(drop {r.drop:+.2f} points <= {args.max_drop:g}: ok; every product in int8: {r.drop_all_quantized:+.2f})")
+    print("wrote " + ", ".join(str(f) for f in r.files))
 
 
 def _cmd_nas_latency_build(args) -> None:

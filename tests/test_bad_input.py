@@ -148,6 +148,23 @@ CASES = [
                                      "--data", "synthetic", "--img-size", "16"], "notes.txt: cannot read checkpoint"),
     ("export-bad-checkpoint", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--checkpoint",
                                             str(f / "truncated.safetensors")], "cannot read checkpoint"),
+    # int8 export (the drop past --max-drop and a runtime not installed: tests/deploy/test_int8.py)
+    ("export-int8-no-calib", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--int8"],
+     "needs --calib DATASET"),
+    ("export-int8-unknown-calib", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--int8", "--calib",
+                                                "cifar"], "unknown dataset 'cifar'"),
+    ("export-int8-calib-channels", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--img-size", "28",
+                                                 "--int8", "--calib", "fashion-mnist"],
+     "has 1-channel images but the model takes 3 channels"),
+    ("export-int8-calib-size", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--in-chans", "1",
+                                             "--img-size", "16", "--int8", "--calib", "fashion-mnist"],
+     "has 28×28 images but the model takes 16×16; pass --calib-resize"),
+    ("export-int8-calib-n-zero", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--img-size", "16",
+                                               "--int8", "--calib", "synthetic", "--calib-n", "0"],
+     "(--calib-n) must be a whole number >= 1, got 0"),
+    ("export-int8-openvino-onnx-name", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--int8",
+                                                     "--calib", "synthetic", "--runtime", "openvino"],
+     "an int8 model for openvino is written as .xml"),
     # bench
     ("bench-no-model", lambda f, t: ["bench", "latency"], "name at least one model"),
     ("bench-threads-zero", lambda f, t: ["bench", "throughput", "starnet_s050", "--threads", "0", "--runs", "1"],
@@ -185,7 +202,7 @@ def test_bad_input_gives_one_line_and_leaves_nothing(case, files, tmp_path, caps
     assert message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err and "error:" in err, err
     assert not out.exists()  # no partial run directory
-    assert not (tmp_path / "out.onnx").exists()
+    assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "out.json").exists()
     if before is not None:
         assert _digest(resume_dir) == before  # a refused resume changes nothing
 

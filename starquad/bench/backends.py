@@ -8,6 +8,11 @@
 * ``openvino``: the same ONNX file compiled by OpenVINO for the CPU; f32 inference precision unless
   ``precision='bf16'`` (OpenVINO would otherwise pick bf16 by itself on CPUs that have it).
 
+``precision='int8'`` (onnxruntime, openvino) times the model statically quantized as ``starquad export --int8``
+quantizes it (:mod:`starquad.deploy.int8`: per-channel int8 weights, every product in int8), calibrated on
+:data:`INT8_CALIBRATION_IMAGES` generated images of the input size: what is timed is the speed, not the accuracy,
+which ``export --int8`` measures on real data.
+
 Models are re-parameterised first (:func:`~starquad.deploy.prepare_for_inference`) unless told not to, so
 MobileOne/FastViT run their inference form and StarNet its folded one (with f1/f2 merged into one conv for
 eager/compile, where that pays) — as each would be deployed.
@@ -38,7 +43,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
+INT8_CALIBRATION_IMAGES = 8  # speed only: the ranges need not be good, just real
 
 
 def _openvino():
@@ -49,13 +55,17 @@ def _openvino():
     return openvino
 
 
-def _openvino_compiled(onnx_file: bytes, threads: int, precision: str):
+def _openvino_compiled(onnx_file: Any, threads: int, precision: str):
+    """``onnx_file`` (ONNX bytes, or an OpenVINO model: NNCF's int8 one) compiled for the CPU."""
     ov = _openvino()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(onnx_file)
-        model = ov.Core().read_model(str(path))
-    config = {"INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
+    if isinstance(onnx_file, bytes):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            path.write_bytes(onnx_file)
+            model = ov.Core().read_model(str(path))
+    else:
+        model = onnx_file
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
               "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}  # fmt: skip
     return ov.Core().compile_model(model, "CPU", config)
 
@@ -160,12 +170,14 @@ class Backend:
 BACKEND_TABLE: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend("eager", partial(_torch_runner, compile=False), _torch_gemm, merge_branches=True, channels_last=True),
+        Backend("eager", partial(_torch_runner, compile=False), _torch_gemm, precisions=("fp32", "bf16"),
+                merge_branches=True, channels_last=True),
         # a GEMM is one library call: compiling it changes nothing, so compile shares eager's GEMM
-        Backend("compile", partial(_torch_runner, compile=True), _torch_gemm, merge_branches=True, channels_last=True),
+        Backend("compile", partial(_torch_runner, compile=True), _torch_gemm, precisions=("fp32", "bf16"),
+                merge_branches=True, channels_last=True),
         # AOTInductor: torch.export + ahead-of-time Inductor with frozen weights, as `starquad export --format pt2`
         Backend("aoti", _aoti_runner, _torch_gemm, precisions=("fp32",), merge_branches=True),
-        Backend("onnxruntime", _ort_runner, _ort_gemm, precisions=("fp32",), onnx=True),
+        Backend("onnxruntime", _ort_runner, _ort_gemm, precisions=("fp32", "int8"), onnx=True),
         Backend("openvino", _openvino_runner, _openvino_gemm, onnx=True),
     )
 }
@@ -201,7 +213,18 @@ def deployable(model: nn.Module, backend: str, x: torch.Tensor, precision: str =
         model = copy.deepcopy(model).eval()
     if channels_last and record.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return onnx_bytes(model, x) if record.onnx else model
+    if not record.onnx:
+        return model
+    data = onnx_bytes(model, x)
+    return _int8(data, backend, tuple(x.shape[1:])) if precision == "int8" else data
+
+
+def _int8(onnx_file: bytes, backend: str, input_size: tuple[int, ...]) -> Any:
+    """``onnx_file`` quantized for ``backend`` (every product in int8) on generated images of ``input_size``."""
+    from starquad.deploy.int8 import calibration_set, openvino_int8, ort_int8
+
+    images, _ = calibration_set("synthetic", input_size, INT8_CALIBRATION_IMAGES)
+    return ort_int8(onnx_file, images) if backend == "onnxruntime" else openvino_int8(onnx_file, images)
 
 
 def make_runner(
@@ -224,7 +247,9 @@ def make_runner(
     record = get_backend(backend, precision)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
-    if isinstance(model, bytes):
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Module):  # an exported file (or OpenVINO's int8 model) that deployable() made
         if not record.onnx:
             raise ConfigError(f"the {backend} backend runs PyTorch modules, not ONNX files")
     else:

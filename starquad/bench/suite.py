@@ -96,6 +96,8 @@ class LatencyConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
+        if self.roofline and self.precision == "int8":
+            raise ConfigError("the roofline compares with the fp32/bf16 GEMM peak; time int8 without --roofline")
 
 
 # The StarNet paper's latency method: ONNX Runtime, batch 1, 50 warm-up runs, mean of 500.

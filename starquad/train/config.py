@@ -298,7 +298,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return values
 
 
-def _yaml_mapping(text: str) -> dict:
+def yaml_mapping(text: str) -> dict:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -330,7 +330,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] |
         elif typing.get_origin(hint) is tuple:
             parser.add_argument(*names, dest=f.name, nargs=2, metavar=("MIN", "MAX"), default=None, help=text)
         elif typing.get_origin(hint) is dict:
-            parser.add_argument(*names, dest=f.name, type=_yaml_mapping, default=None, metavar="YAML", help=text)
+            parser.add_argument(*names, dest=f.name, type=yaml_mapping, default=None, metavar="YAML", help=text)
         else:
             parser.add_argument(*names, dest=f.name, default=None, metavar=f.name.upper(), help=text)
 

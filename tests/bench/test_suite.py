@@ -87,8 +87,10 @@ def test_bad_latency_settings():
         LatencyConfig(backends=("tensorrt",)).validate()
     with pytest.raises(ConfigError, match="runs must be >= 1"):
         LatencyConfig(runs=0).validate()
-    with pytest.raises(ConfigError, match="fp32 only"):
+    with pytest.raises(ConfigError, match="times fp32, int8 only"):
         make_runner(Tiny(), "onnxruntime", torch.randn(1, 3, 8, 8), threads=1, precision="bf16")
+    with pytest.raises(ConfigError, match="the roofline compares with the fp32/bf16 GEMM peak"):
+        LatencyConfig(backends=("onnxruntime",), precision="int8", roofline=True).validate()
 
 
 def test_expand_models_patterns_and_errors():
