@@ -10,6 +10,7 @@ from starquad.analysis import (  # noqa: F401  (each registers its report sectio
     nas,
     quadranet,
     quadratic,
+    quantization,
     xor,
 )
 from starquad.analysis.report import (

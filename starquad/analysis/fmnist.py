@@ -105,6 +105,7 @@ class RunRequest:
     key: str
     kept: Path
     label: str
+    weights: Path | None = None  # where the final weights are kept too (safetensors), for sections that need them
 
 
 def train_request(request: RunRequest) -> dict[str, Any]:
@@ -120,6 +121,8 @@ def train_request(request: RunRequest) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         with open(Path(result["output"]) / "summary.csv", newline="") as f:
             epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
+        if request.weights is not None:  # before the result: a kept result promises its weights
+            atomic_write(request.weights, (Path(result["output"]) / "last.safetensors").read_bytes())
     out = {"top1": float(result["top1"]), "eval_loss": float(result["loss"]), "seconds": seconds,
            "epoch_seconds": epoch_seconds}  # fmt: skip
     atomic_write(request.kept, json.dumps({"key": request.key, "result": out}, indent=1) + "\n")
@@ -142,8 +145,11 @@ def read_kept(path: Path, key: str) -> dict[str, Any] | None:
 
 
 def fmnist_run(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], seed: int, budget: FmnistBudget,
-               **overrides: Any) -> dict[str, Any]:  # fmt: skip
+               keep_weights: bool = False, **overrides: Any) -> dict[str, Any]:  # fmt: skip
     """Train ``model`` (with ``model_kwargs``) on Fashion-MNIST at 28² (or kept from an earlier run).
+
+    With ``keep_weights`` the final weights are kept beside the result (``OUT/runs/*.safetensors``) and their path
+    comes back as ``weights``; a run kept without them is trained again (the same numbers).
 
     In the report's collect pass (``ctx.collecting``) nothing trains: the run is added to ``ctx.pending`` (the
     report trains those side by side, :mod:`starquad.analysis.pool`) and a placeholder comes back.
@@ -157,7 +163,10 @@ def fmnist_run(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], se
     kept = ctx.out_dir / "runs" / f"{model}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     ctx.run_keys.add(kept.name)  # the report's budget counts distinct runs, trained now or read back
     label = f"{model} {model_kwargs or ''} seed {seed}".replace("  ", " ")
+    weights = kept.with_suffix(".safetensors") if keep_weights else None
     record = read_kept(kept, key)
+    if record is not None and weights is not None:
+        record = {**record, "weights": str(weights)} if weights.is_file() else None
     if record is not None and kept.name in ctx.fresh:  # trained by this invocation, before the section ran
         ctx.trained_seconds.append(float(record["seconds"]))
         return {**record, "kept": False}
@@ -165,13 +174,14 @@ def fmnist_run(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], se
         _LOG.info(f"  {label}: top-1 {record['top1']:.2f}% (kept: {kept.name})")
         ctx.kept_seconds.append(float(record["seconds"]))
         return {**record, "kept": True}
-    request = RunRequest(cfg, key, kept, label)
+    request = RunRequest(cfg, key, kept, label, weights)
+    extra = {} if weights is None else {"weights": str(weights)}
     if ctx.collecting:
         ctx.pending.append(request)
-        return {"top1": 50.0, "seconds": 1.0, "epoch_seconds": [1.0] * cfg.epochs, "kept": False}
+        return {"top1": 50.0, "seconds": 1.0, "epoch_seconds": [1.0] * cfg.epochs, "kept": False, **extra}
     result = train_request(request)
     ctx.trained_seconds.append(result["seconds"])
-    return {**result, "kept": False}
+    return {**result, "kept": False, **extra}
 
 
 def fmnist_top1(ctx: SectionContext, model: str, model_kwargs: dict[str, Any], seed: int, budget: FmnistBudget,

@@ -37,7 +37,12 @@ _LOG = logging.getLogger(__name__)
 
 
 def _unique(requests: Sequence[RunRequest]) -> list[RunRequest]:
-    return list({r.kept: r for r in requests}.values())
+    """One request per kept run; where several sections ask for it, the one that keeps the weights."""
+    out: dict[Any, RunRequest] = {}
+    for r in requests:
+        if r.kept not in out or r.weights is not None:
+            out[r.kept] = r
+    return list(out.values())
 
 
 def check_workers(workers: int) -> None:

@@ -24,14 +24,11 @@ choice, each product's SQNR and both drops (the shipped choice and every product
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,20 +149,11 @@ def _consumers(model_proto: Any, names: Sequence[str]) -> list[str]:
     return list(names) + [n.name for n in model_proto.graph.node if outputs & set(n.input)]
 
 
-@contextlib.contextmanager
 def _quiet():
-    """The quantizers print progress and advice meant for their developers; keep the output to ours."""
-    quiet = [logging.getLogger(), logging.getLogger("nncf")]
-    levels = [lg.level for lg in quiet]
-    for lg in quiet:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(quiet, levels, strict=True):
-            lg.setLevel(level)
+    """The quantizers' progress lines and advice (the root logger's, NNCF's) kept out of our output."""
+    from starquad.deploy.onnx import quiet
+
+    return quiet("", "nncf")
 
 
 class _Reader:

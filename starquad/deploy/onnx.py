@@ -28,7 +28,7 @@ from starquad.deploy.fold import prepare_for_inference
 from starquad.deploy.verify import ExportError, verified_export
 from starquad.io import atomic_write
 
-__all__ = ["ExportError", "ExportResult", "export_onnx", "onnx_bytes", "ort_session", "verify_onnx"]
+__all__ = ["ExportError", "ExportResult", "export_onnx", "onnx_bytes", "ort_session", "quiet", "verify_onnx"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,21 @@ class ExportResult:
     probe_max_abs_diff: float | None = None  # the check with non-trivial layer scales (starquad.deploy.verify)
 
 
+_EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir", "torch._dynamo")
+
+
 @contextlib.contextmanager
-def _quiet():
-    """The exporter prints progress lines and warnings meant for its developers; keep stdout clean."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir", "torch._dynamo")]
+def quiet(*names: str, stdout: bool = False):
+    """Tools that print progress lines and advice meant for their developers (the exporters, the quantizers, the
+    compiler): while the block runs, the loggers ``names`` (``''``: the root logger) report errors only, warnings
+    are off and stdout is swallowed (unless ``stdout``)."""
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) if not stdout \
+                else contextlib.nullcontext():  # fmt: skip
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -65,7 +71,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = Fa
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     if dynamic_batch and example.shape[0] == 1:  # torch.export specialises a size-1 dimension: trace at batch 2
         example = example.expand(2, *example.shape[1:]).contiguous()
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, quiet(*_EXPORTER_LOGGERS):
         path = Path(tmp) / "model.onnx"
         try:
             torch.onnx.export(model, (example,), path, dynamo=True, external_data=False, optimize=True,

@@ -11,11 +11,8 @@ reproduce the eager model within ``atol`` or nothing is written.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from starquad.deploy.fold import prepare_for_inference
-from starquad.deploy.onnx import ExportResult
+from starquad.deploy.onnx import ExportResult, quiet
 from starquad.deploy.verify import ExportError, verified_export
 from starquad.io import atomic_write
 
@@ -33,20 +30,8 @@ __all__ = ["PT2_OPTIONS", "export_pt2", "load_pt2", "pt2_bytes"]
 PT2_OPTIONS = {"freezing": True}
 
 
-@contextlib.contextmanager
 def _quiet():
-    names = ("torch._inductor", "torch._dynamo", "torch.export", "torch.utils.cpp_extension")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+    return quiet("torch._inductor", "torch._dynamo", "torch.export", "torch.utils.cpp_extension", stdout=True)
 
 
 def pt2_bytes(model: nn.Module, example: torch.Tensor) -> bytes:

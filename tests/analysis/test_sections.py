@@ -11,7 +11,7 @@ from starquad.analysis.moons import _moons, _predict, train_demonet_2d
 
 def test_every_issue_section_is_registered():
     assert set(list_sections()) >= {"implicit", "moons", "demonet", "ablations", "quadranet", "latency", "nas", "xor",
-                                    "quadratic_gain", "kernel_size", "placement", "star_latency"}
+                                    "quadratic_gain", "kernel_size", "placement", "star_latency", "quantization"}
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 8])
@@ -216,3 +216,45 @@ def test_the_code_fingerprint_covers_what_trains_and_nothing_else(tmp_path, monk
         assert fingerprint() != second
     finally:
         fmnist.code_fingerprint.cache_clear()
+
+
+def test_a_run_kept_with_its_weights_reads_them_back_and_retrains_without_them(tmp_path):
+    from starquad.analysis.report import SectionContext
+    from starquad.models import create_model, load_checkpoint
+
+    tiny = fmnist.FmnistBudget(subset=200, eval_subset=100, epochs=1, seeds=1, batch_size=50)
+    ctx = SectionContext(out_dir=tmp_path)
+    kwargs = {"stem_stride": 1, "stem_chs": 16}
+    first = fmnist.fmnist_run(ctx, "starnet_s050", kwargs, 0, tiny, keep_weights=True)
+    weights = first["weights"]
+    load_checkpoint(create_model("starnet_s050", num_classes=10, in_chans=1, **kwargs), weights)  # it fits
+    again = fmnist.fmnist_run(ctx, "starnet_s050", kwargs, 0, tiny, keep_weights=True)
+    assert again["kept"] and again["weights"] == weights
+    data = open(weights, "rb").read()
+    (tmp_path / "runs" / weights.rsplit("/", 1)[1]).unlink()
+    third = fmnist.fmnist_run(ctx, "starnet_s050", kwargs, 0, tiny, keep_weights=True)
+    assert not third["kept"] and third["top1"] == first["top1"] and open(weights, "rb").read() == data
+
+
+@pytest.mark.slow
+def test_quantization_section_end_to_end(tmp_path, tiny_budget, monkeypatch):
+    from starquad.analysis import quantization
+
+    monkeypatch.setattr(quantization, "CALIB_N", 64)
+    monkeypatch.setattr(quantization, "SELECT_N", 200)
+    monkeypatch.setattr(quantization, "EVAL_N", 500)
+    results = run_reproduce(tmp_path, sections=["quantization"], log=lambda m: None, workers=1)["quantization"]
+    assert results["status"] == "ok", results.get("error")
+    nets = results["networks"]
+    assert set(nets) == {"StarNet", "QuadraNet", "DemoNet star", "DemoNet sum"}
+    assert (nets["StarNet"]["products"], nets["QuadraNet"]["products"], nets["DemoNet sum"]["products"]) == (6, 6, 0)
+    for r in nets.values():
+        assert len(r["top1_float"]) == len(r["top1_int8"]) == len(r["drop_all_quantized"]) == 2
+        assert r["drop"] == pytest.approx([f - q for f, q in zip(r["top1_float"], r["top1_int8"], strict=True)])
+        assert r["latency_ratio"] > 0 and r["float_ms"] > 0
+    claims = results["claims"]
+    assert [c["claim"].split("'")[0] for c in claims] == ["int8 keeps StarNet", "int8 keeps QuadraNet",
+                                                          "int8 keeps DemoNet star"]
+    assert all(c["expect"] == "similar" and c["n"] == 2 for c in claims)
+    assert len(list((tmp_path / "runs").glob("*.safetensors"))) == 8
+    assert "| StarNet | 6 |" in (tmp_path / "report.md").read_text()
