@@ -127,8 +127,8 @@ def _markdown(results: dict[str, dict[str, Any]], ctx: SectionContext, n: int) -
         f"δ = {ctx.top1_delta:g} points on {SELECT_N} other training images kept in float (least SQNR first). Top-1 "
         "on the whole Fashion-MNIST test split, mean ± std over seeds; latency: batch 1, one thread, this machine.",
         "",
-        "| network | products | float top-1 | int8 top-1 | drop | drop, every product int8 | kept in float (any seed) | "
-        "lowest product SQNR | int8/float latency |",
+        "| network | products | float top-1 | int8 top-1 | drop | drop, every product int8 | "
+        "kept in float (any seed) | lowest product SQNR | int8/float latency |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
