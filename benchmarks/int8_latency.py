@@ -6,7 +6,7 @@
 Each model is put in its inference form and exported (:func:`starquad.bench.backends.deployable`); the int8 form is
 the one ``bench latency --precision int8`` times (ONNX Runtime: QDQ, per-channel int8 weights; OpenVINO: NNCF;
 every product in int8, calibrated on generated images: the speed, not the accuracy). Every runner is timed in
-interleaved rounds (:func:`starquad.bench.latency.time_interleaved`: per round and runner, untimed calls, then a
+interleaved rounds (:func:`starquad.bench.latency.time_ratios`: per round and runner, untimed calls, then a
 block of timed ones), so a shared machine's load falls on all alike; the ratio is the median of the rounds'
 int8/float ratios. Blocks, not call-by-call alternation: ONNX Runtime's intra-op threads spin after a call, and
 with two sessions alternating call by call each call ran beside the other session's spinning threads (StarNet-S1
@@ -19,14 +19,13 @@ with the figures.
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 
 import starquad
 from starquad.bench import markdown_table
 from starquad.bench.backends import make_runner
-from starquad.bench.latency import time_interleaved
+from starquad.bench.latency import time_ratios
 from starquad.bench.suite import input_size_of
 from starquad.runtime import cpu_model
 
@@ -50,20 +49,16 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=20)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    runners, labels = [], []
+    pairs, labels = [], []
     for name in args.models:
         model = starquad.create_model(name).eval()
         x = torch.randn(1, *input_size_of(name), generator=torch.Generator().manual_seed(0))
         for runtime in args.runtimes:
-            runners += [make_runner(model, runtime, x, args.threads, precision) for precision in ("fp32", "int8")]
+            pairs.append(tuple(make_runner(model, runtime, x, args.threads, p) for p in ("fp32", "int8")))
             labels.append((name, runtime))
-    timed = time_interleaved(runners, rounds=args.rounds, warmup=5, runs=args.runs, label="int8 vs float")
-    rows = []
-    for i, (name, runtime) in enumerate(labels):
-        a, b = timed[2 * i], timed[2 * i + 1]
-        ratio = statistics.median(q / f for f, q in zip(a["round_ms"], b["round_ms"], strict=True))
-        rows.append({"model": name, "runtime": runtime, "float_ms": a["ms"], "int8_ms": b["ms"], "int8/float": ratio,
-                     "speed-up": 1 / ratio})  # fmt: skip
+    timed = time_ratios(pairs, rounds=args.rounds, warmup=5, runs=args.runs, label="int8 vs float")
+    rows = [{"model": name, "runtime": runtime, "float_ms": t["a_ms"], "int8_ms": t["b_ms"], "int8/float": t["ratio"],
+             "speed-up": 1 / t["ratio"]} for (name, runtime), t in zip(labels, timed, strict=True)]  # fmt: skip
     print(f"CPU: {cpu_model()} (int8-relevant flags: {_int8_flags()}); {args.threads} thread(s), batch 1, "
           f"{args.rounds} interleaved rounds of {args.runs} calls per runner")  # fmt: skip
     print(markdown_table(rows))

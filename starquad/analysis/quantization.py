@@ -12,7 +12,7 @@ accuracy on a selection set of other training images kept in float (aiming at th
 are both measured on the whole test split through ONNX Runtime (one thread: the same numbers on any machine) and
 paired per seed; the claim "int8 keeps top-1 within δ" is judged like every other claim. The all-int8 drop (every
 product quantized) is reported beside the shipped choice's. Latency: the float and int8 files of one seed, batch 1,
-timed call by call against each other (:func:`starquad.bench.latency.time_pairs`).
+timed against each other in interleaved blocks (:func:`starquad.bench.latency.time_ratios`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _latency(ctx: SectionContext, pairs: dict[str, tuple[Any, Any, int]]) -> dic
     import torch
 
     from starquad.bench.backends import make_runner
-    from starquad.bench.latency import time_pairs
+    from starquad.bench.latency import time_ratios
 
     runners, names = [], []
     for name, (model, shipped, size) in pairs.items():
@@ -76,10 +76,9 @@ def _latency(ctx: SectionContext, pairs: dict[str, tuple[Any, Any, int]]) -> dic
         runners.append((make_runner(model, "onnxruntime", x, 1), make_runner(shipped, "onnxruntime", x, 1, "int8")))
         names.append(name)
     rounds = 20 if ctx.full else 10
-    timed = time_pairs(runners, rounds=rounds, runs=5, seed=ctx.seed, label="int8 vs float")
-    return {n: {"float_ms": t["a_ms"], "int8_ms": t["b_ms"], "latency_ratio": statistics.median(
-        b / a for a, b in zip(t["a_round_ms"], t["b_round_ms"], strict=True))}
-        for n, t in zip(names, timed, strict=True)}  # fmt: skip
+    timed = time_ratios(runners, rounds=rounds, seed=ctx.seed, label="int8 vs float")
+    return {n: {"float_ms": t["a_ms"], "int8_ms": t["b_ms"], "latency_ratio": t["ratio"]}
+            for n, t in zip(names, timed, strict=True)}  # fmt: skip
 
 
 @register_section("quantization", "int8 on trained networks: the star and quadratic products (StarNet issue 10)",

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 __all__ = ["BUSY_SPREAD", "LatencyStats", "sample_call", "summarize", "time_call", "time_forward", "time_interleaved",
-           "time_pairs"]
+           "time_pairs", "time_ratios"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,6 +124,23 @@ def time_interleaved(runners: Sequence[Callable[[], object]], rounds: int = 10, 
     if busy:
         _LOG.warning(f"{label}: {busy} of {len(runners)} items had p90/p10 above {BUSY_SPREAD} — the machine looks "
                      "busy; the interleaved rounds spread that over all items, but re-run when it is idle")  # fmt: skip
+    return out
+
+
+def time_ratios(pairs: Sequence[tuple[Callable[[], object], Callable[[], object]]], rounds: int = 10,
+                warmup: int = 5, runs: int = 20, seed: int = 0,
+                label: str = "timing") -> list[dict[str, Any]]:  # fmt: skip
+    """Each pair ``(a, b)`` timed in the interleaved rounds of :func:`time_interleaved` (blocks of calls per runner,
+    all runners in each round): per pair ``a_ms``, ``b_ms`` (medians of all calls) and ``ratio``, the median of the
+    rounds' ``b / a``. Blocks, where :func:`time_pairs` alternates call by call: ONNX Runtime's intra-op threads spin
+    after a call, so two sessions alternating call by call each run beside the other's spinning threads and with
+    its caches (StarNet-S4 55 ms that way, 18 ms in blocks, on a 2-core AMD EPYC)."""
+    flat = [fn for pair in pairs for fn in pair]
+    timed = time_interleaved(flat, rounds=rounds, warmup=warmup, runs=runs, seed=seed, label=label)
+    out = []
+    for a, b in zip(timed[0::2], timed[1::2], strict=True):
+        ratio = statistics.median(y / x for x, y in zip(a["round_ms"], b["round_ms"], strict=True))
+        out.append({"a_ms": a["ms"], "b_ms": b["ms"], "ratio": ratio})
     return out
 
 

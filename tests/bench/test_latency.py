@@ -39,3 +39,16 @@ def test_time_pairs_alternates_sides_and_pairs_each_visit():
     assert out[1]["a_ms"] >= 2.0 > out[1]["b_ms"]
     with pytest.raises(ValueError, match="rounds >= 2"):
         time_pairs(pairs, rounds=1)
+
+
+def test_time_ratios_times_blocks_and_gives_each_pairs_ratio():
+    from starquad.bench.latency import time_ratios
+
+    calls: list[str] = []
+    pairs = [(lambda: (calls.append("a"), time.sleep(0.004)), lambda: (calls.append("b"), time.sleep(0.001)))]
+    out = time_ratios(pairs, rounds=3, warmup=1, runs=4)
+    assert len(calls) == 3 * 2 * (1 + 4)
+    blocks = [calls[i:i + 5] for i in range(0, len(calls), 5)]
+    assert all(len(set(block)) == 1 for block in blocks)  # one runner per block, not alternating call by call
+    assert out[0]["a_ms"] >= 4.0 > out[0]["b_ms"] >= 1.0
+    assert 0.1 < out[0]["ratio"] < 0.5  # ≈ 1/4 (sleep overshoots a little on a busy host)
