@@ -144,15 +144,18 @@ def time_ratios(pairs: Sequence[tuple[Callable[[], object], Callable[[], object]
     return out
 
 
-def time_pairs(pairs: Sequence[tuple[Callable[[], object], Callable[[], object]]], rounds: int = 30, warmup: int = 1,
+def time_pairs(pairs: Sequence[tuple[Callable[[], object], Callable[[], object]]], rounds: int = 30, warmup: int = 2,
                runs: int = 5, seed: int = 0, label: str = "timing") -> list[dict[str, Any]]:  # fmt: skip
-    """Time each pair ``(a, b)`` of callables against each other, call by call.
+    """Time each pair ``(a, b)`` of callables against each other, visit by visit.
 
-    Each round visits every pair once, in a fresh random order; a visit makes ``warmup`` untimed calls of each side,
-    then ``runs`` timed calls of each, alternating a, b, a, b, … (which side goes first is drawn per visit). A
-    visit's two medians were taken within milliseconds of each other, so the load of a shared machine falls on both
-    alike and their difference is a paired sample: where :func:`time_interleaved` pairs rounds that lie seconds
-    apart (round-to-round swings of ±10 ms on a busy 2-core host), these pairs agree to a fraction of that.
+    Each round visits every pair once, in a fresh random order; a visit times one side and then the other (which
+    goes first is drawn per visit), each as ``warmup`` untimed calls followed by ``runs`` timed calls. A visit's
+    two medians lie a fraction of a second apart, so the load of a shared machine falls on both alike and their
+    difference is a paired sample: where :func:`time_interleaved` pairs rounds that visit every runner in between
+    (seconds apart on a busy 2-core host), these pairs agree to a fraction of that. Blocks per side, not
+    alternating calls: ONNX Runtime's intra-op threads spin after a call, so two sessions alternating call by call
+    each ran beside the other's spinning threads and with its caches (StarNet-S4 in ONNX Runtime 55 ms that way,
+    18 ms in blocks, on a 2-core AMD EPYC).
 
     Returns:
         Per pair: ``a_ms``, ``b_ms`` (medians of all timed calls) and ``a_round_ms``, ``b_round_ms`` (each visit's
@@ -169,19 +172,10 @@ def time_pairs(pairs: Sequence[tuple[Callable[[], object], Callable[[], object]]
     for _ in progress(range(rounds), f"{label}: time", rounds):
         rng.shuffle(order)
         for i in order:
-            sides = (0, 1) if rng.random() < 0.5 else (1, 0)
-            for _ in range(warmup):
-                for side in sides:
-                    pairs[i][side]()
-            visit: tuple[list[float], list[float]] = ([], [])
-            for _ in range(runs):
-                for side in sides:
-                    t0 = time.perf_counter()
-                    pairs[i][side]()
-                    visit[side].append((time.perf_counter() - t0) * 1e3)
-            for side in (0, 1):
-                calls[i][side].extend(visit[side])
-                medians[i][side].append(statistics.median(visit[side]))
+            for side in ((0, 1) if rng.random() < 0.5 else (1, 0)):
+                times = sample_call(pairs[i][side], warmup, runs)
+                calls[i][side].extend(times)
+                medians[i][side].append(statistics.median(times))
     return [{"a_ms": statistics.median(c[0]), "b_ms": statistics.median(c[1]), "a_round_ms": m[0],
              "b_round_ms": m[1]} for c, m in zip(calls, medians, strict=True)]  # fmt: skip
 
