@@ -351,7 +351,7 @@ def _add_nas_compare_parser(nas, common) -> None:
 
 
 def _cmd_nas_compare(args) -> None:
-    from starquad.nas.compare import compare
+    from starquad.analysis.nas_compare import compare
     from starquad.nas.config import QUICK_SEARCH
 
     search = dict(QUICK_SEARCH) if args.quick else {}

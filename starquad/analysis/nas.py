@@ -13,8 +13,8 @@ __all__: list[str] = []
 
 @register_section("nas", "Hardware-aware search: the latency model and a budgeted search (QuadraNet §NAS)", order=70)
 def nas_section(ctx: SectionContext) -> SectionResult:
+    from starquad.analysis.nas_compare import random_under_budget
     from starquad.bench import markdown_table
-    from starquad.nas.compare import random_under_budget
     from starquad.nas.config import QUICK_SEARCH, SearchConfig
     from starquad.nas.latency import Protocol, build_table, latency_percentiles, plot_validation, validate_table
     from starquad.nas.search import search

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-import os
+import functools
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -36,6 +36,7 @@ __all__ = [
     "list_models",
     "model_entrypoint",
     "register_model",
+    "register_resolver",
     "timm_pretrained_cfg",
 ]
 
@@ -94,18 +95,44 @@ def _register_in_timm(fn: Callable[..., nn.Module]) -> None:
     timm_register(entrypoint)
 
 
-NAS_MODEL = "nas"
+# Name resolvers: how a family above the registry takes names that are not entrypoints (the search registers
+# 'nas' and a searched architecture's 'run/arch.json' this way). Families outside starquad.models are found
+# through the 'starquad.models' entry-point group on the first name the registry does not know.
+Resolver = Callable[[str], "Callable[..., nn.Module] | None"]
+_resolvers: list[Resolver] = []
+PLUGIN_GROUP = "starquad.models"
 
 
-def _nas(pretrained: bool = False, arch: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
-    """A searched architecture: ``create_model('nas', arch='run/arch.json')``, or the file's path as the name
-    (so every command taking a model name takes a search's ``arch.json``)."""
-    from starquad.nas.space import build, load_arch  # the search layer's data; imported only when asked for
+def register_resolver(fn: Resolver) -> Resolver:
+    """Register a name resolver (decorator): ``fn(name)`` returns the entrypoint that builds ``name`` (its
+    arguments bound, e.g. ``functools.partial(build_nas, arch=name)``), or None for a name it does not take.
+    Consulted, in registration order, for a name no family registered with :func:`register_model`."""
+    if fn not in _resolvers:
+        _resolvers.append(fn)
+    return fn
 
-    if arch is None:
-        raise ConfigError("model 'nas' needs arch=PATH: the arch.json a search wrote (starquad nas search)")
-    space, choices = load_arch(arch)
-    return build(space, choices, **kwargs)
+
+@functools.cache
+def _load_plugins() -> None:
+    """Import the modules of the ``starquad.models`` entry-point group once (each registers what it builds)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load()
+
+
+def _resolve(name: str) -> Callable[..., nn.Module] | None:
+    """The entrypoint for ``name``: a registered family model, else the first resolver that takes it."""
+    if name in _entrypoints:
+        return _entrypoints[name]
+    _load_plugins()
+    if name in _entrypoints:
+        return _entrypoints[name]
+    for resolver in _resolvers:
+        fn = resolver(name)
+        if fn is not None:
+            return fn
+    return None
 
 
 def _build(fn: Callable[..., nn.Module], name: str, pretrained: bool, overlay: dict[str, Any] | None,
@@ -163,8 +190,9 @@ def get_model_cfg(name: str) -> dict[str, Any]:
     if name in _entrypoints:
         fn = _entrypoints[name]
         return dict(getattr(sys.modules[fn.__module__], "default_cfgs", {}).get(name, {}))
-    if name.endswith(".json"):  # a searched architecture: its model's cfg (building one is cheap)
-        return dict(_nas(arch=name).pretrained_cfg)
+    resolved = _resolve(name)
+    if resolved is not None:  # a resolver's name (a searched architecture): its model's cfg (building is cheap)
+        return dict(getattr(resolved(), "pretrained_cfg", {}) or {})
     timm_name = name.removeprefix(TIMM_PREFIX)
     if timm.is_model(timm_name):
         cfg = timm.models.get_pretrained_cfg(timm_name)
@@ -217,13 +245,10 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | Non
         pretrained_cfg_overlay: timm's overlay; its ``file`` names the local weights.
         **kwargs: passed to the entrypoint (``num_classes``, ``in_chans``, ``drop_path_rate``, …).
     """
-    if name in _entrypoints:
+    fn = _resolve(name)
+    if fn is not None:
         _check_kwargs(name, kwargs)
-        return _build(_entrypoints[name], name, pretrained, pretrained_cfg_overlay, checkpoint_path, kwargs)
-    if name == NAS_MODEL or name.endswith(".json"):
-        if name != NAS_MODEL:
-            kwargs = {**kwargs, "arch": name}
-        return _build(_nas, NAS_MODEL, pretrained, pretrained_cfg_overlay, checkpoint_path, kwargs)
+        return _build(fn, name, pretrained, pretrained_cfg_overlay, checkpoint_path, kwargs)
     timm_name = name.removeprefix(TIMM_PREFIX)
     if timm.is_model(timm_name):
         return _build(partial(timm.create_model, timm_name, pretrained=False), name, pretrained,

@@ -83,18 +83,3 @@ def test_model_nas_without_an_architecture_says_what_it_needs(tmp_path):
     (tmp_path / "bad.json").write_text('{"space": "quadranet"}')
     with pytest.raises(ConfigError, match="not a starquad architecture file"):
         starquad.create_model(str(tmp_path / "bad.json"))
-
-
-def test_the_comparison_table_groups_seeds_per_arm_and_budget():
-    from starquad.nas.compare import summarize_trials
-
-    trials = [{"arm": arm, "percentile": 50, "seed": s, "top1": top1, "macs": 2e6, "params": 1e5, "budget_ms": 0.2,
-               "measured_ms": ms, "budget_met": ms <= 0.2}
-              for arm, values in (("quadranet", [(80.0, 0.19), (82.0, 0.195), (84.0, 0.21)]),
-                                  ("mbconv", [(79.0, 0.18), (79.0, 0.185)]))
-              for s, (top1, ms) in enumerate(values)]  # fmt: skip
-    summary = summarize_trials(trials)
-    rows = {r["arm"]: r for r in summary["rows"]}
-    assert rows["quadranet"]["top1_mean"] == pytest.approx(82.0) and rows["quadranet"]["top1_std"] == pytest.approx(2.0)
-    assert rows["quadranet"]["met"] == 2 and rows["quadranet"]["n"] == 3 and rows["mbconv"]["top1_std"] == 0.0
-    assert "| 0.2000 ms (p50) | quadranet | 82.00 ± 2.00 |" in summary["table"] and summary["trials"] == 5

@@ -5,8 +5,8 @@ import json
 import pytest
 from nas_helpers import synthetic_table
 
+from starquad.analysis.nas_compare import compare
 from starquad.nas import get_space
-from starquad.nas.compare import compare
 
 SPACE = get_space("quadranet")
 TRAIN = {"epochs": 1, "subset": 200, "eval_subset": 100, "batch_size": 50, "warmup_epochs": 0}
@@ -25,6 +25,7 @@ def _archs(out) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time (make test runs tests side by side)
 def test_trials_are_kept_and_ray_finds_the_same_architectures(tmp_path):
     opts = dict(arms=["quadranet", "random"], percentiles=[50], seeds=[0, 1], search=_search_options(tmp_path),
                 train=TRAIN, train_threads=1, log=lambda m: None)  # fmt: skip
@@ -48,7 +49,7 @@ def test_trials_are_kept_and_ray_finds_the_same_architectures(tmp_path):
 
 
 def test_summary_pairs_arms_by_seed_and_keeps_both_measurements(tmp_path):
-    from starquad.nas.compare import _kept_trial, summarize_trials
+    from starquad.analysis.nas_compare import _kept_trial, summarize_trials
 
     def trial(arm, seed, top1, retest_ms):
         return {"arm": arm, "percentile": 50, "seed": seed, "top1": top1, "budget_ms": 0.2, "macs": 5e6,
@@ -67,3 +68,18 @@ def test_summary_pairs_arms_by_seed_and_keeps_both_measurements(tmp_path):
     (tmp_path / "trial.json").write_text(json.dumps({k: v for k, v in trials[0].items() if not k.startswith("derive")}))
     (tmp_path / "search" / "result.json").write_text(json.dumps({"measured_ms": 0.185, "budget_met": True}))
     assert _kept_trial(tmp_path)["derive_measured_ms"] == 0.185
+
+
+def test_the_comparison_table_groups_seeds_per_arm_and_budget():
+    from starquad.analysis.nas_compare import summarize_trials
+
+    trials = [{"arm": arm, "percentile": 50, "seed": s, "top1": top1, "macs": 2e6, "params": 1e5, "budget_ms": 0.2,
+               "measured_ms": ms, "budget_met": ms <= 0.2}
+              for arm, values in (("quadranet", [(80.0, 0.19), (82.0, 0.195), (84.0, 0.21)]),
+                                  ("mbconv", [(79.0, 0.18), (79.0, 0.185)]))
+              for s, (top1, ms) in enumerate(values)]  # fmt: skip
+    summary = summarize_trials(trials)
+    rows = {r["arm"]: r for r in summary["rows"]}
+    assert rows["quadranet"]["top1_mean"] == pytest.approx(82.0) and rows["quadranet"]["top1_std"] == pytest.approx(2.0)
+    assert rows["quadranet"]["met"] == 2 and rows["quadranet"]["n"] == 3 and rows["mbconv"]["top1_std"] == 0.0
+    assert "| 0.2000 ms (p50) | quadranet | 82.00 ± 2.00 |" in summary["table"] and summary["trials"] == 5

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from starquad.errors import ConfigError
+from starquad.extras import require
 from starquad.io import atomic_write
 from starquad.nas.config import SearchConfig
 
@@ -190,11 +191,8 @@ def _run_on_ray(pending: list[dict[str, Any]], base: SearchConfig, train_values:
     """The trials as Ray Tune trials (one CPU each, ``workers`` at a time). Started here, Ray is a local cluster
     of ``workers`` CPUs whose head declares one ``latency_probe``; on a cluster of your own, declare it on the
     node that should time (``ray start --resources='{"latency_probe": 1}'``) and connect before calling."""
-    try:
-        import ray
-        from ray import tune
-    except ImportError as e:
-        raise ConfigError("--ray needs Ray Tune: pip install 'starquad[ray]'") from e
+    ray = require("ray", "--ray")
+    tune = require("ray.tune", "--ray")
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=workers, resources={"latency_probe": 1}, include_dashboard=False, log_to_driver=False,
