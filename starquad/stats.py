@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starquad.errors import ConfigError
+from starquad.extras import require
 
 __all__ = ["ACCURACY_DELTA", "CONTRADICTED", "HELD", "LATENCY_SHARE", "METHOD", "NOT_RESOLVED", "NO_EFFECT", "RESOLVED",
            "TOP1_DELTA", "SeedPlan", "judge", "paired_claim", "rejudge", "seeds_needed", "verdict_table"]  # fmt: skip
@@ -51,9 +52,7 @@ _EXPECTS = ("greater", "less", "similar")
 
 
 def _t_quantile(p: float, df: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(p, df))
+    return float(require("scipy.stats", "paired verdicts").t.ppf(p, df))
 
 
 def _interval(diffs: Sequence[float], confidence: float) -> list[float] | None:

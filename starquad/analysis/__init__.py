@@ -1,6 +1,12 @@
-"""Analyses and the ``starquad reproduce`` report (each section registers itself on import)."""
+"""Analyses and the ``starquad reproduce`` report (each section registers itself on import): the experiments
+layer, above the library, which never imports it. Needs the ``report`` extra."""
 
-from starquad.analysis import (  # noqa: F401  (each registers its report section)
+from starquad.extras import require
+
+for _module in ("matplotlib", "sklearn", "scipy"):
+    require(_module, "starquad reproduce and the NAS comparison")
+
+from starquad.analysis import (  # noqa: E402, F401  (after the check; each registers its report section)
     ablations,
     data_overview,
     demonet,
@@ -13,7 +19,7 @@ from starquad.analysis import (  # noqa: F401  (each registers its report sectio
     quantization,
     xor,
 )
-from starquad.analysis.report import (
+from starquad.analysis.report import (  # noqa: E402
     Section,
     SectionContext,
     SectionResult,

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from starquad.analysis.report import SectionContext, SectionResult, figure, register_section
+from starquad.extras import install_hint, installed
 
 __all__ = ["LATENCY_MODELS"]
 
@@ -66,13 +67,10 @@ def _available_backends() -> tuple[list[str], dict[str, str]]:
 
     ok, missing = [], {}
     for b in BACKENDS:
-        if b == "openvino":
-            try:
-                import openvino  # noqa: F401
-            except ImportError:
-                missing[b] = "not installed (pip install 'starquad[openvino]')"
-                continue
-        ok.append(b)
+        if b == "openvino" and not installed("openvino"):
+            missing[b] = install_hint("openvino", "the openvino backend")
+        else:
+            ok.append(b)
     return ok, missing
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from starquad.analysis.fmnist import RunRequest, train_request
 from starquad.errors import ConfigError, StarquadError
+from starquad.extras import require
 
 __all__ = ["Calibration", "calibrate", "check_workers", "describe", "estimate_seconds", "train_all"]
 
@@ -94,10 +95,7 @@ def _train_in_processes(todo: list[RunRequest], workers: int, log: Callable[[str
 
 
 def _train_on_ray(todo: list[RunRequest], workers: int, address: str, log: Callable[[str], None]) -> None:
-    try:
-        import ray
-    except ImportError as e:
-        raise ConfigError("--ray needs Ray: pip install 'starquad[ray]'") from e
+    ray = require("ray", "--ray")
     started = not ray.is_initialized()
     if started:
         try:

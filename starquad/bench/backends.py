@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 # torch and numpy are imported inside the functions: the CLI reads BACKENDS and PRECISIONS from this module to
 # build its parser, and `starquad --help` should not wait for torch.
 from starquad.errors import ConfigError
+from starquad.extras import require
 from starquad.runtime import torch_threads
 
 __all__ = ["BACKENDS", "BACKEND_TABLE", "PRECISIONS", "Backend", "deployable", "gemm_peak_gflops", "get_backend",
@@ -48,11 +49,7 @@ INT8_CALIBRATION_IMAGES = 8  # speed only: the ranges need not be good, just rea
 
 
 def _openvino():
-    try:
-        import openvino
-    except ImportError as e:
-        raise ConfigError("the openvino backend needs OpenVINO: pip install 'starquad[openvino]'") from e
-    return openvino
+    return require("openvino", "the openvino backend")
 
 
 def _openvino_compiled(onnx_file: Any, threads: int, precision: str):

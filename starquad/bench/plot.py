@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from starquad.extras import require
+
 __all__ = ["plot_accuracy_latency"]
 
 
@@ -25,8 +27,7 @@ def plot_accuracy_latency(rows: Sequence[dict[str, Any]], path: str | os.PathLik
     Rows come from :func:`starquad.bench.suite.bench_latency`; with several backends, one panel line per
     (family, backend). starquad's models (names it registers) are drawn in red with stars.
     """
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

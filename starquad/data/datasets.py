@@ -13,6 +13,7 @@ Nothing is ever downloaded.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from torch.utils.data import Dataset, Subset
 
 from starquad.data.idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from starquad.errors import DatasetError
+from starquad.extras import require
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -176,6 +180,7 @@ def _load_fashion_mnist(split: str, data_dir=None, transform=None) -> ArrayImage
 
 
 def _load_digits(split: str, data_dir=None, transform=None) -> ArrayImageDataset:
+    require("sklearn", "the digits dataset")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -189,6 +194,7 @@ def _load_digits(split: str, data_dir=None, transform=None) -> ArrayImageDataset
 
 
 def _load_moons(split: str, data_dir=None, transform=None, n_samples: int = 100, noise: float = 0.4, seed: int = 0):
+    require("sklearn", "the moons dataset")
     from sklearn.datasets import make_moons
 
     # The paper's set-up is the training split: make_moons(100, noise=0.4, random_state=0). The test
@@ -279,19 +285,25 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def stratified_subset(labels, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of a class-stratified random subset of size ``n`` (sorted, reproducible for a seed)."""
-    from sklearn.model_selection import train_test_split
-
+    """Indices of a class-stratified random subset of size ``n`` (sorted, reproducible for a seed): each class
+    gets its share of ``n`` (the largest remainders round up), drawn at random from its samples."""
     labels = np.asarray(labels)
-    if n <= 0:
-        raise DatasetError(f"subset must be a positive number of samples, got {n}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise DatasetError(f"subset must be a positive number of samples, got {n!r}")
     if n >= len(labels):
+        if n > len(labels):
+            _LOG.warning(f"subset {n} is more than the {len(labels)} samples there are: using all {len(labels)}")
         return np.arange(len(labels))
-    n_classes = len(np.unique(labels))
-    if n < n_classes:
-        raise DatasetError(f"subset={n} is smaller than the number of classes ({n_classes}); use at least {n_classes}")
-    idx, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
-    return np.sort(idx)
+    classes, counts = np.unique(labels, return_counts=True)
+    if n < len(classes):
+        raise DatasetError(f"subset={n} is smaller than the number of classes ({len(classes)}); "
+                           f"use at least {len(classes)}")  # fmt: skip
+    share = counts * (n / len(labels))
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share, kind="stable")[: n - take.sum()]] += 1  # largest remainders first
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(picked))
 
 
 def build_dataset(

@@ -38,6 +38,7 @@ import numpy as np
 
 from starquad.deploy.verify import ExportError
 from starquad.errors import ConfigError, DatasetError
+from starquad.extras import require
 
 __all__ = ["CALIBRATION_METHODS", "INT8_RUNTIMES", "Int8Result", "ProductChoice", "calibration_set", "choose_products",
            "export_int8", "openvino_int8", "ort_int8", "product_nodes", "product_scopes", "product_sqnr",
@@ -265,19 +266,11 @@ def openvino_int8(float_model: bytes, calib: np.ndarray, *, keep_float: Sequence
 
 
 def _openvino_and_nncf():
-    try:
-        import nncf
-        import openvino
-    except ImportError as e:
-        raise ConfigError("int8 for OpenVINO needs OpenVINO and NNCF: pip install 'starquad[openvino]'") from e
-    return openvino, nncf
+    return require("openvino", "int8 for OpenVINO"), require("nncf", "int8 for OpenVINO")
 
 
 def _ort_available() -> None:
-    try:
-        import onnxruntime.quantization  # noqa: F401
-    except ImportError as e:
-        raise ConfigError("int8 for ONNX Runtime needs onnxruntime: pip install 'starquad[onnx]'") from e
+    require("onnxruntime.quantization", "int8 for ONNX Runtime")
 
 
 # --- running a quantized model ------------------------------------------------------------------------------------

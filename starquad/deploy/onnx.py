@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from starquad.deploy.fold import prepare_for_inference
 from starquad.deploy.verify import ExportError, verified_export
+from starquad.extras import require
 from starquad.io import atomic_write
 
 __all__ = ["ExportError", "ExportResult", "export_onnx", "onnx_bytes", "ort_session", "quiet", "verify_onnx"]
@@ -67,6 +68,8 @@ def quiet(*names: str, stdout: bool = False):
 def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = False,
                opset: int | None = None) -> bytes:  # fmt: skip
     """The ONNX file for ``model(example)`` as bytes (one file: weights embedded), exported as it is."""
+    for module in ("onnx", "onnxscript"):  # torch's ONNX exporter needs both
+        require(module, "ONNX export")
     model.eval()
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     if dynamic_batch and example.shape[0] == 1:  # torch.export specialises a size-1 dimension: trace at batch 2
@@ -101,7 +104,7 @@ def _fold_weight_subgraphs(data: bytes) -> bytes:
 
 def ort_session(model: str | os.PathLike | bytes, threads: int = 1, optimize: bool = True):
     """An ONNX Runtime CPU session: ``ORT_ENABLE_ALL``, ``threads`` intra-op threads, 1 inter-op, sequential."""
-    import onnxruntime as ort
+    ort = require("onnxruntime", "ONNX Runtime")
 
     so = ort.SessionOptions()
     so.graph_optimization_level = (

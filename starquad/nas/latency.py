@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from starquad.errors import ConfigError, StarquadError
+from starquad.extras import require
 from starquad.nas.space import SearchSpace, build, from_record, layer_ops, random_arch
 from starquad.runtime import cpu_model
 
@@ -75,8 +76,9 @@ class Protocol:
 
 def fingerprint(protocol: Protocol) -> dict[str, Any]:
     """What a table's timings depend on besides the network."""
-    import onnxruntime
     import torch
+
+    onnxruntime = require("onnxruntime", "a latency table (timed in ONNX Runtime)")
 
     from starquad.deploy.fold import INFERENCE_FORM
 
@@ -389,6 +391,8 @@ def build_table(space: SearchSpace, protocol: Protocol, fit_archs: int = 60, see
 
 def _figures(pred, meas) -> dict[str, float]:
     import numpy as np
+
+    require("scipy", "the latency model's validation")
     from scipy.stats import kendalltau, spearmanr
 
     err = np.asarray(pred) / np.asarray(meas) - 1
@@ -427,6 +431,8 @@ def validate_table(table: LatencyTable, space: SearchSpace | None = None, n: int
     (test–retest). With ``correction_from``, the same figures for that table's correction on this table's
     entries too (``ood``: fitted on another space). Shares are fractions."""
     import numpy as np
+
+    require("scipy", "the latency model's validation")
     from scipy.stats import spearmanr
 
     log = log or _LOG.info
@@ -472,8 +478,7 @@ def plot_validation(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Predicted against measured latency, with the ±10% band (PNG, written atomically)."""
     import io
 
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from starquad.errors import ConfigError
+from starquad.extras import install_hint, installed, require
 from starquad.io import atomic_write
 from starquad.nas.config import SearchConfig
 
@@ -165,8 +166,7 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def _plot_alpha(probs: np.ndarray, names: list[str], path: Path) -> None:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -300,7 +300,10 @@ def _search(cfg: SearchConfig, log: Callable[[str], None], measure: Measure) -> 
             + (f", arch loss {a_loss:.4f}" if searching else "") + f", E[T] {row['expected_ms']:.4f} ms, "
             f"{row['seconds']:.1f} s")  # fmt: skip
     probs = net.probs().detach().numpy()
-    _plot_alpha(probs, names, out / "alpha.png")
+    if installed("matplotlib"):
+        _plot_alpha(probs, names, out / "alpha.png")
+    else:
+        log(f"{install_hint('matplotlib', 'alpha.png')}; the search goes on without it")
     derived = derive_within_budget(table, space, probs, cfg.budget_ms,
                                    lambda a: measure(space, a, table.protocol),
                                    low=cfg.low, tries=cfg.tries, log=log)  # fmt: skip

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from starquad.extras import require
 from starquad.io import atomic_write
 
 __all__ = ["plot_curves"]
@@ -18,8 +19,7 @@ def _series(rows: Sequence[dict[str, Any]], key: str) -> list[float | None]:
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
     """Train/eval loss (left) and eval top-1 (right, EMA too when kept) against epoch, written atomically."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "curves.png")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -30,6 +30,7 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from starquad.errors import ConfigError
+from starquad.extras import install_hint, installed
 from starquad.io import atomic_write
 from starquad.models.checkpoint import load_state_checked
 from starquad.runtime import torch_threads
@@ -408,6 +409,9 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         f"{num_classes} classes; {len(train_loader)} steps/epoch × {total_epochs - start_epoch} epochs; effective "
         f"batch {eff_batch} ({cfg.batch_size} × {cfg.grad_accum} accum × {world} process(es)); {device}, "
         f"{torch.get_num_threads()} thread(s)")  # fmt: skip
+    plots = installed("matplotlib")
+    if not plots:
+        say(f"{install_hint('matplotlib', 'curves.png')}; training goes on without it")
     num_updates = start_epoch * updates_per_epoch
     metrics: dict[str, Any] = {}
     eval_kw = eval_options(cfg, spec)
@@ -466,7 +470,8 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
                 state["ema"] = ema.state_dict()
             save_run_state(out, model.state_dict(), state)  # the commit point of this epoch
             _write_summary(out / "summary.csv", rows)
-            plot_curves(rows, out / "curves.png")
+            if plots:
+                plot_curves(rows, out / "curves.png")
         result = (f"eval loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2f}%"
                   f"{f' (EMA {ema_top1:.2f}%)' if ema_top1 is not None else ''}, top-5 {metrics['top5']:.2f}%"
                   if evaluated else "not evaluated (eval_interval)")  # fmt: skip

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +129,17 @@ def test_imagefolder_errors(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(DatasetError, match="class folder"):
         build_dataset("imagefolder", "train", data_dir=tmp_path)
+
+
+def test_a_subset_larger_than_the_split_says_how_many_images_are_used(caplog):
+    with caplog.at_level(logging.WARNING, logger="starquad"):
+        ds = build_dataset("digits", "train", subset=10**6)
+    assert f"subset 1000000 is more than the {len(ds)} samples there are: using all {len(ds)}" in caplog.text
+
+
+def test_a_stratified_subset_keeps_each_class_share():
+    labels = np.repeat(np.arange(3), [50, 30, 20])
+    idx = stratified_subset(labels, 11, seed=3)
+    assert np.bincount(labels[idx]).tolist() == [6, 3, 2]  # shares 5.5, 3.3, 2.2: the largest remainder rounds up
+    assert len(set(idx)) == 11 and np.all(np.diff(idx) > 0)
+    assert not np.array_equal(idx, stratified_subset(labels, 11, seed=4))
