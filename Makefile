@@ -10,6 +10,8 @@ INSTALLED := $(VENV)/.installed
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 REPRODUCE_ARGS ?= --quick
 PYTEST_ARGS ?=
+# pytest-xdist workers for make test: one per core
+TEST_WORKERS ?= auto
 
 .PHONY: reproduce test lint setup data clean help
 
@@ -24,7 +26,7 @@ reproduce: setup data
 
 test: setup data
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -54,6 +54,7 @@ def test_two_at_a_time_gives_bitwise_the_same_numbers(tmp_path, sequential):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time (make test runs tests side by side)
 def test_a_local_ray_cluster_gives_the_same_numbers(tmp_path, sequential):
     pytest.importorskip("ray")
     train_all(_requests(tmp_path), workers=2, ray_address="local", log=lambda m: None)
