@@ -1,6 +1,6 @@
 """Sweep variants of a training recipe in parallel and rank them on held-out training images.
 
-    python benchmarks/recipe_sweep.py -c recipes/fashion_mnist.yaml --grid sweep.yaml --parallel 6 --out runs/sweep
+    python benchmarks/recipe_sweep.py -c fashion_mnist --grid sweep.yaml --parallel 6 --out runs/sweep
 
 ``--grid`` is a YAML mapping ``name: {option: value, ...}``; each variant is the recipe with those options
 changed, trained by ``python -m starquad train`` in its own process (``--parallel`` at a time) and evaluated on

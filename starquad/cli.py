@@ -53,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _yaml_mapping(text: str) -> dict:
-    from starquad.train.config import yaml_mapping  # here, not at the top: `starquad --help` stays fast
+    from starquad.options import yaml_mapping  # here, not at the top: `starquad --help` stays fast
 
     return yaml_mapping(text)
 
@@ -272,47 +272,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_nas_search_parser(nas, common) -> None:
     from starquad.nas.config import SearchConfig
-    from starquad.nas.space import SPACES
 
-    d = SearchConfig()
     q = nas.add_parser(
         "search", parents=[common], help="search a space under a latency budget",
         description="Train a supernet of the space (weights warm-up, then ProxylessNAS architecture steps with the "
         "unit-free latency penalty CE·max(1, E[T]/budget)^β), derive the most likely architecture under the budget "
         "(exact knapsack), measure it, and tighten until the measured latency is within [low·budget, budget]. "
         "Writes OUT/args.json, alpha_history.csv, alpha.png, arch.json, result.json.")  # fmt: skip
-    q.add_argument("--space", default=d.space, choices=list(SPACES), help="search space (default: %(default)s)")
-    q.add_argument("--budget-ms", type=float, required=True, help="latency budget of one batch-1 inference, ms, in "
-                   "the table's runtime and threads")  # fmt: skip
-    q.add_argument("--out", default=d.out, help="run directory (default: %(default)s)")
-    q.add_argument("--table", help="latency table (default: this machine's cached one; a quick one is built when "
-                   "missing)")  # fmt: skip
-    q.add_argument("--quick", action="store_true", help="a small search (4 epochs on 6,000 images): about a minute, "
-                   "+1 min to build a quick latency table when there is none")  # fmt: skip
-    q.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
-    q.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
-    q.add_argument("--epochs", type=int, help=f"epochs in all (default: {d.epochs}; --quick: 4)")
-    q.add_argument("--warmup-epochs", type=int, help=f"weight-only epochs first (default: {d.warmup_epochs}; "
-                   "--quick: 1)")  # fmt: skip
-    q.add_argument("--subset", type=int, help=f"training images (default: {d.subset}; --quick: 6000)")
-    q.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (default: %(default)s)")
-    q.add_argument("--lr", type=float, default=d.lr, help="weights' AdamW learning rate (default: %(default)g)")
-    q.add_argument("--arch-lr", type=float, default=d.arch_lr, help="α's Adam learning rate (default: %(default)g)")
-    q.add_argument("--beta", type=float, default=d.beta, help="latency penalty exponent (default: %(default)g)")
-    q.add_argument("--low", type=float, default=d.low, help="lower end of the accepted band, × budget "
-                   "(default: %(default)g)")  # fmt: skip
-    q.add_argument("--threads", type=int, default=d.threads, help="the latency runtime's threads (default: "
-                   "%(default)s)")  # fmt: skip
-    q.add_argument("--train-threads", type=int, help="PyTorch threads for the supernet (default: all cores)")
-    q.add_argument("--data", default=d.data, help="dataset held in memory (default: %(default)s)")
-    q.add_argument("--data-dir", help="folder with dataset files (default: $STARQUAD_DATA, then system paths)")
+    quick = ", ".join(f"{k} {v}" for k, v in SearchConfig.PRESETS["quick"].items())
+    q.add_argument("--quick", action="store_true", help=f"the quick preset ({quick}; the flags given override it): "
+                   "about a minute, +1 min to build a quick latency table when there is none")  # fmt: skip
+    SearchConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_search)
     from starquad.train.config import add_train_arguments
 
     q = nas.add_parser(
         "retrain", parents=[common], help="train a search's architecture from scratch",
         description="Train RUN/arch.json from scratch with the training engine (every 'starquad train' option; "
-        "-c reads a recipe, e.g. recipes/fashion_mnist.yaml), then time it the way the search did. Writes "
+        "-c reads a recipe: a YAML file, or one that ships with starquad by name, e.g. fashion_mnist), then time it "
+        "the way the search did. Writes "
         "RUN/retrain/ (a normal training run) and RUN/retrain/nas_result.json (top-1, params, MACs, predicted and "
         "measured latency, budget).")  # fmt: skip
     q.add_argument("--run", required=True, help="a search's run directory (starquad nas search --out)")
@@ -339,7 +317,7 @@ def _add_nas_compare_parser(nas, common) -> None:
                    "epochs on 10,000 images")  # fmt: skip
     q.add_argument("--epochs", type=int, help="retraining epochs (default: 6; --quick: 3)")
     q.add_argument("--train-subset", type=int, help="retraining images (default: 20,000; --quick: 10,000)")
-    q.add_argument("--recipe", default="recipes/fashion_mnist.yaml", help="training recipe of the retraining, model "
+    q.add_argument("--recipe", default="fashion_mnist", help="training recipe of the retraining, model "
                    "options left out (default: %(default)s; 'none' for the engine's defaults)")  # fmt: skip
     q.add_argument("--train-threads", type=int, help="PyTorch threads of every search and retraining (default: all "
                    "cores; 1 with --ray); the same architectures need the same threads")  # fmt: skip
@@ -388,15 +366,10 @@ def _cmd_nas_retrain(args) -> None:
 def _cmd_nas_search(args) -> None:
     import json as _json
 
-    from starquad.nas.config import QUICK_SEARCH, SearchConfig
+    from starquad.nas.config import SearchConfig
     from starquad.nas.search import search
 
-    quick = dict(QUICK_SEARCH) if args.quick else {}
-    given = {k: getattr(args, k) for k in ("epochs", "warmup_epochs", "subset") if getattr(args, k) is not None}
-    cfg = SearchConfig(space=args.space, budget_ms=args.budget_ms, out=args.out, table=args.table, seed=args.seed,
-                       batch_size=args.batch_size, lr=args.lr, arch_lr=args.arch_lr, beta=args.beta, low=args.low,
-                       threads=args.threads, train_threads=args.train_threads, data=args.data,
-                       data_dir=args.data_dir, resume=args.resume, **{**quick, **given})  # fmt: skip
+    cfg = SearchConfig.preset("quick" if args.quick else None, **SearchConfig.given(args))
     result = search(cfg, log=logging.getLogger("starquad.nas").info)
     keys = ["space", "budget_ms", "predicted_ms", "measured_ms", "budget_met", "in_band", "skips", "ops",
             "one_shot_top1", "seconds"]  # fmt: skip
@@ -404,8 +377,7 @@ def _cmd_nas_search(args) -> None:
 
 
 def _add_nas_parsers(sub, common) -> None:
-    from starquad.bench.backends import BACKENDS
-    from starquad.nas.space import SPACES
+    from starquad.nas.config import TableConfig, ValidationConfig
 
     p = sub.add_parser("nas", parents=[common], help="hardware-aware architecture search and its latency model",
                        description="Hardware-aware architecture search (QuadraNet §NAS): the latency model of this "
@@ -422,32 +394,17 @@ def _add_nas_parsers(sub, common) -> None:
         "build", parents=[common], help="time a space's ops and fit the correction",
         description="Time every (op, input shape) of a search space and the fixed parts, then fit the correction "
         "on random whole networks. Writes JSON (default: a per-machine cache folder).")  # fmt: skip
-    q.add_argument("--space", required=True, choices=list(SPACES), help="search space")
-    q.add_argument("--runtime", default="onnxruntime", choices=BACKENDS, help="runtime (default: %(default)s)")
-    q.add_argument("--threads", type=int, default=1, help="intra-op threads (default: %(default)s: the steadiest "
-                   "timings on a 2-core machine)")  # fmt: skip
-    q.add_argument("--img-size", type=int, default=28, help="input side (default: %(default)s, Fashion-MNIST)")
-    q.add_argument("--in-chans", type=int, default=1, help="input channels (default: %(default)s)")
-    q.add_argument("--fit", type=int, default=60, help="random networks to fit the correction on (default: "
-                   "%(default)s)")  # fmt: skip
-    q.add_argument("--quick", action="store_true", help="3 rounds instead of 10, no re-timing, and 20 fitting "
-                   "networks: a rough table in about a minute")  # fmt: skip
-    q.add_argument("--seed", type=int, default=0, help="seed of the fitting networks (default: %(default)s)")
-    q.add_argument("--out", metavar="FILE", help="where to write the table (default: the cache folder)")
+    quick = ", ".join(f"{k} {v}" for k, v in TableConfig.PRESETS["quick"].items())
+    q.add_argument("--quick", action="store_true", help=f"the quick preset ({quick}; the flags given override it): "
+                   "a rough table in about a minute")  # fmt: skip
+    TableConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_latency_build)
     q = commands.add_parser(
         "validate", parents=[common], help="accuracy of a table on held-out networks",
         description="Measure random networks not used for fitting (half uniform, half deep and wide), each twice, "
         "and report the share within ±5%% and ±10%%, MAPE, Spearman and Kendall, the test–retest Spearman, "
         "and the plain sum beside it.")  # fmt: skip
-    q.add_argument("--table", required=True, metavar="FILE", help="a table from 'nas latency build'")
-    q.add_argument("--correction-from", metavar="FILE", help="also report another table's correction on this "
-                   "table's entries, from the same measurements (out of distribution: fit on one space, validate on "
-                   "another)")  # fmt: skip
-    q.add_argument("--n", type=int, default=300, help="networks (default: %(default)s)")
-    q.add_argument("--seed", type=int, default=1000, help="seed (default: %(default)s)")
-    q.add_argument("--json", metavar="FILE", help="write the figures as JSON")
-    q.add_argument("--plot", metavar="FILE.png", help="predicted vs measured scatter")
+    ValidationConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_latency_validate)
 
 
@@ -467,7 +424,7 @@ def _add_train_parsers(sub, common) -> None:
         "last.safetensors + last.state.pt (atomic; --resume OUTPUT continues after the last completed epoch) and "
         "best.safetensors. Under 'torchrun --nproc_per_node=N' the same command trains with DDP.",
     )
-    p.add_argument("-c", "--config", help="YAML recipe (e.g. recipes/fashion_mnist.yaml)")
+    p.add_argument("-c", "--config", help="YAML recipe (e.g. fashion_mnist, one that ships with starquad)")
     add_train_arguments(p)
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser(
@@ -623,7 +580,8 @@ def _cmd_bench_flops(args) -> None:
 
     columns = ["model", "form", "input", "params_m", "paper_params_m", "macs_m", "fvcore_macs_m", "paper_macs_m",
                "macs_diff_pct", "elementwise_mul_m", "paper_top1"]  # fmt: skip
-    _emit_rows(args, bench_flops(_bench_models(args), reparameterize=not args.no_reparam), columns)
+    rows = bench_flops(_bench_models(args), reparameterize=not args.no_reparam, img_size=args.img_size)
+    _emit_rows(args, rows, columns)
 
 
 def _cmd_export(args) -> None:
@@ -678,16 +636,14 @@ def _export_int8(args, model, size) -> None:
 
 
 def _cmd_nas_latency_build(args) -> None:
-    from starquad.errors import ConfigError
-    from starquad.nas.latency import Protocol, build_table, default_table_path
+    from starquad.nas.config import TableConfig
+    from starquad.nas.latency import build_table, default_table_path
     from starquad.nas.space import get_space
 
-    if args.threads < 1 or args.fit < 3 or args.img_size < 8 or args.in_chans < 1:
-        raise ConfigError("need --threads >= 1, --fit >= 3, --img-size >= 8 and --in-chans >= 1")
-    protocol = Protocol(runtime=args.runtime, threads=args.threads, img_size=args.img_size, in_chans=args.in_chans,
-                        **(dict(rounds=3, retries=0) if args.quick else {}))  # fmt: skip
-    table = build_table(get_space(args.space), protocol, fit_archs=20 if args.quick else args.fit, seed=args.seed)
-    out = args.out or default_table_path(args.space, protocol)
+    cfg = TableConfig.preset("quick" if args.quick else None, source="nas latency build", **TableConfig.given(args))
+    protocol = cfg.protocol()
+    table = build_table(get_space(cfg.space), protocol, fit_archs=cfg.fit, seed=cfg.seed)
+    out = cfg.out or default_table_path(cfg.space, protocol)
     table.save(out)
     print(f"{out}: {len(table.entries)} entries; correction {table.overhead_ms:.4f} ms + {table.scale:.3f} × sum + "
           f"{table.per_op_ms:.4f} ms × ops; built in {table.fit['build_seconds']:.0f} s")  # fmt: skip
@@ -697,21 +653,23 @@ def _cmd_nas_latency_validate(args) -> None:
     import json
 
     from starquad.io import atomic_write
+    from starquad.nas.config import ValidationConfig
     from starquad.nas.latency import LatencyTable, plot_validation, validate_table
 
-    table = LatencyTable.load(args.table)
-    other = LatencyTable.load(args.correction_from) if args.correction_from else None
-    result = validate_table(table, n=args.n, seed=args.seed, correction_from=other)
+    cfg = ValidationConfig.from_dict(ValidationConfig.given(args), source="nas latency validate")
+    table = LatencyTable.load(cfg.table)
+    other = LatencyTable.load(cfg.correction_from) if cfg.correction_from else None
+    result = validate_table(table, n=cfg.n, seed=cfg.seed, correction_from=other)
     keys = ["space", "n", "within_5pct", "within_10pct", "mape", "spearman", "kendall", "retest_spearman",
             "retest_mape", "naive", "ood"]  # fmt: skip
     shown = {k: result[k] for k in keys if k in result}
     if "ood" in shown:
         shown["ood"] = {k: v for k, v in shown["ood"].items() if k != "predicted_ms"}
     print(json.dumps(shown, indent=1))
-    if args.json:
-        atomic_write(args.json, json.dumps(result, indent=1) + "\n")
-    if args.plot:
-        plot_validation(result, args.plot)
+    if cfg.json:
+        atomic_write(cfg.json, json.dumps(result, indent=1) + "\n")
+    if cfg.plot:
+        plot_validation(result, cfg.plot)
 
 
 def _cmd_reproduce(args) -> None:

@@ -6,7 +6,7 @@ Every error that starquad raises because of *input* (a name, a file, a config va
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError", "StarquadError", "UnknownModelError"]
+__all__ = ["ConfigError", "DatasetError", "DiskFullError", "InputShapeError", "StarquadError", "UnknownModelError"]
 
 
 class StarquadError(Exception):
@@ -23,3 +23,11 @@ class UnknownModelError(StarquadError, ValueError):
 
 class ConfigError(StarquadError, ValueError):
     """A configuration value is out of range or of the wrong type."""
+
+
+class DiskFullError(StarquadError, OSError):
+    """No space was left on the device for a file starquad writes (the file is left as it was)."""
+
+
+class InputShapeError(StarquadError, ValueError):
+    """A tensor given to a model has the wrong number of dimensions or channels."""

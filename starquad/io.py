@@ -9,9 +9,12 @@ therefore sees the old file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from starquad.errors import DiskFullError
 
 __all__ = ["atomic_write", "cache_dir"]
 
@@ -36,9 +39,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise DiskFullError(f"no space left on the device to write {path}: free some space or write somewhere "
+                                "else; the file is as it was before") from e  # fmt: skip
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 import starquad
 from starquad.cli import main
@@ -39,6 +40,15 @@ def files(tmp_path_factory):
     (root / "bad_kind.yaml").write_text("lr: [1, 2]\n")
     (root / "binary.yaml").write_bytes(b"\xff\xfe\x00lr")
     (root / "notes.txt").write_text("x")
+    state = load_file(str(good))
+    next(v for v in state.values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    save_file(state, str(root / "nan.safetensors"))
+    for split in ("train", "val"):  # an ImageFolder whose training split has one file that is not an image
+        for cls in ("a", "b"):
+            (root / "imagefolder_corrupt" / split / cls).mkdir(parents=True)
+            Image.new("RGB", (20, 20), (200 if cls == "a" else 20, 90, 90)).save(
+                root / "imagefolder_corrupt" / split / cls / "ok.png")
+    (root / "imagefolder_corrupt" / "train" / "a" / "bad.png").write_bytes(b"\x89PNG not really")
     empty_folder = root / "imagefolder_empty"
     (empty_folder / "train").mkdir(parents=True)
     (empty_folder / "val").mkdir()
@@ -103,7 +113,8 @@ CASES = [
     ("recipe-not-mapping", lambda f, t: ["train", "-c", str(f / "list.yaml")], "must be a mapping of option: value"),
     ("recipe-bad-yaml", lambda f, t: ["train", "-c", str(f / "broken.yaml")], "is not valid YAML"),
     ("recipe-binary", lambda f, t: ["train", "-c", str(f / "binary.yaml")], "is not valid YAML"),
-    ("recipe-unknown-key", lambda f, t: ["train", "-c", str(f / "typo.yaml")], "unknown key(s) learning_rate"),
+    ("recipe-unknown-key", lambda f, t: ["train", "-c", str(f / "typo.yaml")],
+     "unknown key(s) learning_rate (did you mean lr?); 'starquad train --help' lists every option"),
     ("recipe-warmup-word", lambda f, t: ["train", "-c", str(f / "one.yaml")], "warmup_epochs must be an integer, got 'one'"),
     ("recipe-lr-list", lambda f, t: ["train", "-c", str(f / "bad_kind.yaml")], "lr must be a number, got [1, 2]"),
     # model options
@@ -146,6 +157,8 @@ CASES = [
                                        "--data", "synthetic", "--img-size", "16"], "shape mismatch(es)"),
     ("eval-text-file", lambda f, t: ["eval", "--model", "starnet_s050", "--checkpoint", str(f / "notes.txt"),
                                      "--data", "synthetic", "--img-size", "16"], "notes.txt: cannot read checkpoint"),
+    ("eval-nan-weights", lambda f, t: ["eval", "--model", "starnet_s050", "--checkpoint", str(f / "nan.safetensors"),
+                                       "--data", "synthetic", "--img-size", "16"], "holds NaN or Inf weights"),
     ("export-bad-checkpoint", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--checkpoint",
                                             str(f / "truncated.safetensors")], "cannot read checkpoint"),
     # int8 export (the drop past --max-drop and a runtime not installed: tests/deploy/test_int8.py)
@@ -169,6 +182,10 @@ CASES = [
     ("bench-no-model", lambda f, t: ["bench", "latency"], "name at least one model"),
     ("bench-threads-zero", lambda f, t: ["bench", "throughput", "starnet_s050", "--threads", "0", "--runs", "1"],
      "threads must be an integer >= 1"),
+    ("bench-memory-batch-one", lambda f, t: ["bench", "memory", "starnet_s050", "--batch", "1", "--img-size", "16",
+                                             "--no-rss"], "batch 1 at 16×16 leaves a BatchNorm layer one value per"),
+    ("bench-flops-tiny-image", lambda f, t: ["bench", "flops", "starnet_s050", "--img-size", "4"],
+     "img_size must be >= 16, got 4"),
     ("bench-backend-unknown", lambda f, t: ["bench", "latency", "starnet_s050", "--backend", "tensorrt"],
      "invalid choice: 'tensorrt'"),
     ("reproduce-unknown-section", lambda f, t: ["reproduce", "--sections", "nope", "--out", str(t / "rep")],
@@ -205,6 +222,33 @@ def test_bad_input_gives_one_line_and_leaves_nothing(case, files, tmp_path, caps
     assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "out.json").exists()
     if before is not None:
         assert _digest(resume_dir) == before  # a refused resume changes nothing
+
+
+def test_a_corrupt_image_is_named_without_the_exception_class(files, tmp_path, capsys):
+    argv = ["train", *TINY[:2], "--data", "imagefolder", "--data-dir", str(files / "imagefolder_corrupt"),
+            "--img-size", "16", "--epochs", "1", "-b", "2", "--output", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("starquad: error:")]
+    assert len(errors) == 1 and "bad.png: not a readable image" in errors[0], errors  # after the run's log lines
+    assert "UnidentifiedImageError" not in errors[0] and "OSError" not in errors[0]
+
+
+def test_a_full_disk_is_named_and_leaves_the_file_as_it_was(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    target = tmp_path / "flops.json"
+    target.write_text("before")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["bench", "flops", "starnet_s050", "--img-size", "32", "--json", str(target)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no space left on the device to write {target}" in err, err
+    assert "Errno" not in err and "OSError" not in err
+    assert target.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["flops.json"]
 
 
 def test_at_least_forty_bad_inputs():

@@ -114,14 +114,17 @@ def count_flops(model: nn.Module, input_size: Sequence[int] | None = None) -> Fl
     )
 
 
-def model_stats(name: str, reparameterize: bool = False, **model_kwargs) -> dict[str, Any]:
-    """Params and FLOP counts of a registered model at its cfg input size, beside the paper's figures.
+def model_stats(name: str, reparameterize: bool = False, input_size: Sequence[int] | None = None,
+                **model_kwargs) -> dict[str, Any]:  # fmt: skip
+    """Params and FLOP counts of a registered model at its cfg input size (or ``input_size``), beside the paper's
+    figures (those only at the cfg input size: the papers count there).
 
     Args:
         name: model name.
         reparameterize: count the inference form that ``bench latency`` times (timm's ``reparameterize_model``,
             BatchNorm folded; MobileOne-S0: 275M MACs instead of its training form's 1052M) instead of the
             model as built.
+        input_size: ``(C, H, W)`` to count at; default: the model's cfg input size.
         **model_kwargs: passed to the model.
     """
     from starquad.models import create_model, get_model_cfg
@@ -131,8 +134,10 @@ def model_stats(name: str, reparameterize: bool = False, **model_kwargs) -> dict
         from starquad.deploy import prepare_for_inference
 
         model = prepare_for_inference(model, merge_branches=False)
-    count = count_flops(model)
-    paper = get_model_cfg(name).get("paper_metrics", {})
+    count = count_flops(model, input_size)
+    cfg = get_model_cfg(name)
+    at_cfg_size = input_size is None or tuple(input_size) == tuple(cfg.get("input_size", ()))
+    paper = cfg.get("paper_metrics", {}) if at_cfg_size else {}
     row: dict[str, Any] = {
         "model": name,
         "form": "inference" if reparameterize else "as built",

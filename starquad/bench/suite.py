@@ -211,7 +211,13 @@ def bench_memory(names: Sequence[str], batch: int = 2, img_size: int | None = No
         size = input_size_of(name, img_size)
         model = create_model(name).train().to(device)
         x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(seed)).to(device)
-        stats = saved_activations_of(model, x)
+        try:
+            stats = saved_activations_of(model, x)
+        except ValueError as e:
+            if "Expected more than 1 value per channel" not in str(e):
+                raise
+            raise ConfigError(f"{name}: batch {batch} at {size[1]}×{size[2]} leaves a BatchNorm layer one value per "
+                              "channel in training mode; use --batch 2 or more, or a larger --img-size") from e
         row = {"model": name, "input": f"{batch}×{'×'.join(map(str, size))}", "saved_mib": stats.bytes / MiB,
                "saved_tensors": stats.tensors}  # fmt: skip
 
@@ -233,10 +239,13 @@ def bench_memory(names: Sequence[str], batch: int = 2, img_size: int | None = No
     return rows
 
 
-def bench_flops(names: Sequence[str], reparameterize: bool = True) -> list[dict[str, Any]]:
+def bench_flops(names: Sequence[str], reparameterize: bool = True, img_size: int | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
     """Params and FLOPs (conv/linear MACs, fvcore's total, element-wise products) beside the papers' figures,
-    of the inference form that :func:`bench_latency` times (``reparameterize=False``: the model as built)."""
-    return [model_stats(name, reparameterize=reparameterize) for name in names]
+    of the inference form that :func:`bench_latency` times (``reparameterize=False``: the model as built), at
+    each model's cfg input size or a square ``img_size``."""
+    return [model_stats(name, reparameterize=reparameterize,
+                        input_size=None if img_size is None else input_size_of(name, img_size)) for name in names]
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:

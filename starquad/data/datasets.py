@@ -231,6 +231,18 @@ def _load_synthetic(
     return ArrayImageDataset(images, labels, classes, transform, source=f"synthetic(seed={seed}, img_size={img_size})")
 
 
+def _read_image(path: str) -> Image.Image:
+    """One ImageFolder image as RGB (torchvision's default loader); a file PIL cannot decode is named, not
+    reported as PIL's exception class."""
+    from torchvision.datasets.folder import pil_loader
+
+    try:
+        return pil_loader(path)
+    except OSError as e:  # PIL's UnidentifiedImageError, a truncated file
+        raise DatasetError(f"{path}: not a readable image (corrupt, truncated or not an image file); remove or "
+                           "replace it") from e  # fmt: skip
+
+
 def _load_imagefolder(split: str, data_dir=None, transform=None) -> Dataset:
     from torchvision.datasets import ImageFolder
 
@@ -244,7 +256,7 @@ def _load_imagefolder(split: str, data_dir=None, transform=None) -> Dataset:
     if folder is None:
         raise DatasetError(f"{root}: no {' or '.join(names)} folder for the {split} split (ImageNet layout expected)")
     try:
-        ds = ImageFolder(str(folder), transform=transform)
+        ds = ImageFolder(str(folder), transform=transform, loader=_read_image)
     except (FileNotFoundError, OSError) as e:
         raise DatasetError(f"{folder}: {e}") from e
     ds.source = str(folder)

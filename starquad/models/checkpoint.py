@@ -129,6 +129,11 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source:
     if bad_shapes:
         raise CheckpointError(f"{source} does not fit {type(model).__name__}: {len(bad_shapes)} shape mismatch(es), "
                               f"e.g. {'; '.join(bad_shapes[:3])} (weights of another model or variant?)")  # fmt: skip
+    non_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if non_finite:
+        raise CheckpointError(f"{source} holds NaN or Inf weights in {len(non_finite)} tensor(s), e.g. "
+                              f"{', '.join(non_finite[:3])}: the training that wrote it diverged; load an earlier "
+                              "checkpoint")  # fmt: skip
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if strict and (missing or unexpected):

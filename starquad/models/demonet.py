@@ -20,7 +20,7 @@ from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
 from starquad.models.registry import imagenet_cfg, register_model, timm_pretrained_cfg
-from starquad.models.surface import ModelSurface
+from starquad.models.surface import ModelSurface, check_image_batch
 from starquad.ops import DepthwiseConv2d, StarFusion
 from starquad.ops.fold import fold_norm_into_, scale_rows_
 
@@ -135,6 +135,8 @@ class DemoNet(ModelSurface, nn.Module):
         self.head = self._new_head(num_classes)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            check_image_batch(x, self.in_chans, type(self).__name__)
         return self.stem(x).permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
 
     def forward_intermediates(

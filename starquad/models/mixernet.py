@@ -18,7 +18,7 @@ from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
-from starquad.models.surface import ModelSurface
+from starquad.models.surface import ModelSurface, check_image_batch
 from starquad.ops import QuadraticConv2d, QuadraticLinear
 from starquad.ops.fold import fold_norm_into_
 
@@ -178,6 +178,8 @@ class MixerNet(ModelSurface, nn.Module):
             fold_norm_into_(self.norm, self.head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            check_image_batch(x, self.in_chans, type(self).__name__)
         return self.stages(self.stem(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -29,7 +29,7 @@ from timm.models._features import feature_take_indices
 
 from starquad.errors import ConfigError
 from starquad.models.registry import build_staged_model, imagenet_cfg, register_model
-from starquad.models.surface import ModelSurface
+from starquad.models.surface import ModelSurface, check_image_batch
 from starquad.ops import DepthwiseConv2d, StarFusion, create_act
 
 __all__ = ["ConvBN", "StarBlock", "StarNet", "checkpoint_filter_fn", "default_cfgs"]
@@ -236,6 +236,8 @@ class StarNet(ModelSurface, nn.Module):
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            check_image_batch(x, self.in_chans, type(self).__name__)
         x = self.stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.stages, x)  # one checkpoint per stage: saves memory, costs a recompute

@@ -7,13 +7,27 @@ becomes a type TorchScript cannot resolve, so a traced-then-scripted model would
 
 import torch
 import torch.nn as nn
-from timm.layers import SelectAdaptivePool2d
+from timm.layers import SelectAdaptivePool2d, register_notrace_function
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
-from starquad.errors import ConfigError
+from starquad.errors import ConfigError, InputShapeError
 
-__all__ = ["ModelSurface"]
+__all__ = ["ModelSurface", "check_image_batch"]
+
+
+@register_notrace_function  # torch.fx: a leaf call, not control flow on a traced shape
+def check_image_batch(x: torch.Tensor, in_chans: int, name: str) -> None:
+    """Refuse a tensor that is not an ``(N, in_chans, H, W)`` batch, saying what to change (else torch fails
+    later with a message about permute or conv weights). Models call it eagerly only: not while scripting or
+    tracing, where shapes are fixed by then."""
+    if x.dim() != 4:
+        hint = ": add the batch dimension, x.unsqueeze(0)" if x.dim() == 3 else ""
+        raise InputShapeError(f"{name} takes an (N, C, H, W) batch of images, got a tensor of shape "
+                              f"{tuple(x.shape)}{hint}")  # fmt: skip
+    if x.shape[1] != in_chans:
+        raise InputShapeError(f"{name} takes {in_chans}-channel images (in_chans={in_chans}), got a batch of shape "
+                              f"{tuple(x.shape)} with {x.shape[1]} channels")  # fmt: skip
 
 
 class ModelSurface:

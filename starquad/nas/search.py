@@ -359,16 +359,13 @@ def retrain(run_dir: str | Path, cfg, log: Callable[[str], None] | None = None, 
     searched = json.loads(result_path.read_text())
     arch_file = run_dir / "arch.json"
     space, arch = load_arch(arch_file)
-    cfg.model = str(arch_file)
-    if cfg.output in (None, "", "runs/train"):
-        cfg.output = str(run_dir / "retrain")
+    default_output = {f.name: f for f in dataclasses.fields(cfg)}["output"].default  # the caller's cfg stays as it is
+    output = str(run_dir / "retrain") if cfg.output in (None, "", default_output) else cfg.output
+    cfg = dataclasses.replace(cfg, model=str(arch_file), output=output)
     trained = train(cfg, log, asked=asked)
     table = LatencyTable.load(searched["table"])
     measured = (measure or measure_arch)(space, arch, table.protocol)
-    from starquad.data import dataset_spec
-
-    spec = dataset_spec(cfg.data)
-    model = create_model(str(arch_file), num_classes=spec.num_classes or 10, in_chans=table.protocol.in_chans)
+    model = create_model(str(arch_file), num_classes=trained["num_classes"], in_chans=trained["in_chans"])
     flops = count_flops(model, tuple(searched["input_size"]))
     out = {"space": space.name, "arch": arch, "top1": trained["best_top1"], "epochs": trained["epochs"],
            "params": flops.params, "macs": flops.macs, "budget_ms": searched["budget_ms"],

@@ -1,6 +1,6 @@
 """Training configuration: the one list of training options.
 
-:class:`TrainConfig` is a dataclass whose field metadata holds each option's help text, timm's flag
+:class:`TrainConfig` is a dataclass of :mod:`starquad.options` fields: each holds its help text, timm's flag
 spellings, its range and whether it may change on ``--resume``. Everything else derives from it:
 
 * the ``starquad train`` flags (:func:`add_train_arguments`: one flag per field, help from the metadata,
@@ -16,36 +16,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from starquad.errors import ConfigError
+from starquad.options import Options, option
 
 __all__ = ["INTERPOLATIONS", "RESUMABLE", "TrainConfig", "add_train_arguments", "load_recipe", "resume_config"]
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")  # timm's resize modes
 
 
-def option(default: Any = None, help: str = "", *, flags: tuple[str, ...] = (), low: float | None = None,
-           high: float | None = None, low_open: bool = False, resumable: bool = False,
-           default_factory: Any = None) -> Any:  # fmt: skip
-    """A :class:`TrainConfig` field with its CLI help, extra flag spellings, range ``[low, high]`` (``low_open``:
-    ``(low, high]``) and whether ``--resume`` may change it."""
-    meta = dict(help=help, flags=flags, low=low, high=high, low_open=low_open, resumable=resumable)
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
-class TrainConfig:
+class TrainConfig(Options):
     """Everything a run needs. Learning rates are absolute (not scaled by batch size)."""
+
+    HELP_COMMAND: ClassVar[str] = "starquad train --help"
 
     model: str = option("starnet_s050", "model name (see 'starquad models')")
     model_kwargs: dict[str, Any] = option(help="model options as a YAML/JSON mapping, e.g. '{stem_stride: 1}'",  # noqa: RUF009
@@ -126,10 +116,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Range checks of every field (from the metadata) and the few checks that relate two fields."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            for v in value if isinstance(value, tuple) else (value,):
-                _check_range(f, v)
+        super().validate()
         if self.warmup_epochs >= self.epochs and self.epochs > 1:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
         for name in ("scale", "ratio"):
@@ -146,94 +133,8 @@ class TrainConfig:
         if self.min_lr > self.lr:
             raise ConfigError(f"min_lr ({self.min_lr:g}) must not exceed lr ({self.lr:g})")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["scale"], d["ratio"] = list(self.scale), list(self.ratio)
-        return d
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
-        """A checked config from a mapping (recipe, flags, saved run): unknown keys, wrong types and
-        out-of-range values are refused with the key's name and ``source``."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected a mapping of option: value, got {type(values).__name__}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        hints = typing.get_type_hints(cls)
-        try:
-            coerced = {k: _coerce(v, hints[k], k) for k, v in values.items()}
-            cfg = cls(**coerced)
-            cfg.validate()
-        except ConfigError as e:
-            raise ConfigError(f"{source}: {e}") from None
-        return cfg
-
 
 RESUMABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"])
-
-
-def _check_range(f: dataclasses.Field, value: Any) -> None:
-    low, high, low_open = f.metadata["low"], f.metadata["high"], f.metadata["low_open"]
-    if value is None or isinstance(value, (bool, str, dict)) or (low is None and high is None):
-        return
-    if not math.isfinite(value):
-        raise ConfigError(f"{f.name} must be a finite number, got {value}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    if too_low or (high is not None and value > high):
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"<= {high:g}"
-        raise ConfigError(f"{f.name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value:g}")
-
-
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """``value`` as the field's type: numbers from YAML strings ('1e-3'), tuples from lists; else a ConfigError."""
-    args = typing.get_args(hint)
-    if type(None) in args:  # Optional[X]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            return None
-        hint = next(a for a in args if a is not type(None))
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(hint)):
-            raise ConfigError(f"{name} must be {len(typing.get_args(hint))} numbers, got {value!r}")
-        return tuple(_coerce(v, t, name) for v, t in zip(value, typing.get_args(hint), strict=True))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name} must be a mapping such as {{stem_stride: 1}}, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{name} must be an integer, got {value!r}")
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(value) if isinstance(value, (int, str)) else _fail()
-        except (ValueError, TypeError):
-            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-        try:
-            return float(value) if isinstance(value, (int, float, str)) else _fail()
-        except (ValueError, TypeError):
-            raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if hint is str:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
-        return value
-    return value
-
-
-def _fail() -> Any:
-    raise TypeError
 
 
 def asked_options(cfg: TrainConfig) -> set[str]:
@@ -290,49 +191,40 @@ def read_yaml_mapping(path: Path, label: str, missing_hint: str = "", allow_empt
     return values
 
 
-def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML recipe (a flat mapping of :class:`TrainConfig` keys; ``-`` may stand for ``_``)."""
-    values = read_yaml_mapping(Path(path), f"recipe {path}")
+def recipe_names() -> list[str]:
+    """The recipes that ship with starquad (``starquad/recipes/*.yaml``), by name."""
+    from importlib.resources import files
+
+    return sorted(p.name.removesuffix(".yaml") for p in files("starquad.recipes").iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_path(recipe: str | os.PathLike) -> Path:
+    """A recipe file: an existing path, else a recipe that ships with starquad by name (``fashion_mnist``)."""
+    path = Path(recipe)
+    if path.exists() or path.suffix or os.sep in str(recipe):
+        return path
+    if str(recipe) not in recipe_names():
+        raise ConfigError(f"no recipe '{recipe}': not a file, and starquad ships {', '.join(recipe_names())}")
+    from importlib.resources import files
+
+    return Path(str(files("starquad.recipes") / f"{recipe}.yaml"))
+
+
+def load_recipe(recipe: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML recipe (a flat mapping of :class:`TrainConfig` keys; ``-`` may stand for ``_``): a file, or
+    the name of one that ships with starquad (:func:`recipe_names`)."""
+    path = recipe_path(recipe)
+    values = read_yaml_mapping(path, f"recipe {path}")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     TrainConfig.from_dict(values, source=str(path))  # checks keys, types and ranges
     return values
 
 
-def yaml_mapping(text: str) -> dict:
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise argparse.ArgumentTypeError(f"not YAML: {' '.join(str(e).split())}") from e
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{stem_stride: 1}}', got {text!r}")
-    return value
-
-
 def add_train_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """One flag per :class:`TrainConfig` field (``--field-name`` plus timm's spellings from the metadata).
-
-    Every flag defaults to None, so a recipe (``-c``) can set the value and a flag given on the command line
-    overrides it; values arrive as text and are checked once, by :meth:`TrainConfig.from_dict`."""
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if only is not None and f.name not in only:
-            continue
-        names = ("--" + f.name.replace("_", "-"), *f.metadata["flags"])
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f.metadata["help"] + (f" (default: {shown})" if shown not in (None, {}, "") else "")
-        text = text.replace("%", "%%")
-        hint = hints[f.name]
-        if hint is bool and f.name.startswith("no_"):  # already a negative: --no-aug, not --no-no-aug
-            parser.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=text)
-        elif hint is bool:  # --amp / --no-amp, so a flag can undo a recipe's value
-            parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif typing.get_origin(hint) is tuple:
-            parser.add_argument(*names, dest=f.name, nargs=2, metavar=("MIN", "MAX"), default=None, help=text)
-        elif typing.get_origin(hint) is dict:
-            parser.add_argument(*names, dest=f.name, type=yaml_mapping, default=None, metavar="YAML", help=text)
-        else:
-            parser.add_argument(*names, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+    """One flag per :class:`TrainConfig` field (``--field-name`` plus timm's spellings from the metadata); every
+    flag defaults to None, so a recipe (``-c``) can set the value and a flag given on the command line overrides
+    it (:meth:`starquad.options.Options.add_arguments`)."""
+    TrainConfig.add_arguments(parser, only=only)
 
 
 def config_from_args(args: argparse.Namespace, recipe: str | None = None) -> TrainConfig:
@@ -347,6 +239,5 @@ def asked_on_command_line(args: argparse.Namespace, recipe: str | None = None) -
 
 def _given_values(args: argparse.Namespace, recipe: str | None) -> dict[str, Any]:
     values = load_recipe(recipe) if recipe else {}
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                   if getattr(args, f.name, None) is not None})  # fmt: skip
+    values.update(TrainConfig.given(args))
     return values

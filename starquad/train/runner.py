@@ -481,4 +481,5 @@ def _run(cfg: TrainConfig, changes: list[str], log: Callable[[str], None]) -> di
         epoch += 1
     if world > 1:
         dist.barrier()
-    return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out)}
+    return {"best_top1": best_top1, "epochs": total_epochs, **metrics, "output": str(out), "num_classes": num_classes,
+            "in_chans": spec.in_chans}

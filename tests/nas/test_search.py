@@ -1,6 +1,7 @@
 """The search run: outputs, exact resume after a kill, bad options, and the searched model's surface."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -65,12 +66,21 @@ def test_a_search_writes_its_run_and_resumes_exactly_after_a_kill(tmp_path, monk
     assert model.pretrained_cfg["nas_arch"] == full["arch"] == same.pretrained_cfg["nas_arch"]
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
+    from starquad.nas.search import retrain
+    from starquad.train import TrainConfig
+
+    tcfg = TrainConfig(subset=100, eval_subset=50, epochs=1, batch_size=50, warmup_epochs=0, threads=1)
+    before = dataclasses.asdict(tcfg)
+    again = retrain(tmp_path / "full", tcfg, log=lambda m: None, measure=lambda *args: 0.1)
+    assert dataclasses.asdict(tcfg) == before  # the caller's config is left as it was
+    assert again["arch"] == full["arch"] and (tmp_path / "full" / "retrain" / "nas_result.json").is_file()
+
 
 @pytest.mark.parametrize(("change", "message"), [
-    (dict(budget_ms=-1.0), "budget_ms -1.0"),
-    (dict(space="nope"), "space 'nope'"),
-    (dict(warmup_epochs=5, epochs=3), "warmup_epochs 5"),
-    (dict(arch_fraction=1.5), "arch_fraction 1.5"),
+    (dict(budget_ms=-1.0), "budget_ms must be a positive number of milliseconds, got -1.0"),
+    (dict(space="nope"), "space must be one of quadranet, mbconv, interaction, got 'nope'"),
+    (dict(warmup_epochs=5, epochs=3), r"warmup_epochs \(5\) must be smaller than epochs \(3\)"),
+    (dict(arch_fraction=1.5), "arch_fraction must be > 0 and <= 0.999, got 1.5"),
 ])  # fmt: skip
 def test_bad_search_options_are_named(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):

@@ -6,13 +6,23 @@ from starquad.cli import main
 from starquad.train import TrainConfig, load_recipe
 from starquad.train.config import config_from_args
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "starquad" / "recipes").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_shipped_recipes_are_valid(path):
     cfg = TrainConfig.from_dict(load_recipe(path), source=str(path))
     cfg.validate()
+
+
+def test_a_shipped_recipe_is_found_by_name_wherever_starquad_is_installed():
+    from starquad.errors import ConfigError
+    from starquad.train.config import recipe_names
+
+    assert {p.stem for p in RECIPES} == set(recipe_names()) >= {"fashion_mnist", "starnet_imagenet"}
+    assert load_recipe("fashion_mnist") == load_recipe(RECIPES[[p.stem for p in RECIPES].index("fashion_mnist")])
+    with pytest.raises(ConfigError, match="no recipe 'fashion': not a file, and starquad ships fashion_mnist, "):
+        load_recipe("fashion")
 
 
 def test_train_then_eval_from_the_command_line(tmp_path, capsys):
