@@ -65,7 +65,6 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from starquad.bench.backends import BACKENDS, PRECISIONS
 
     common = _common()
     parser = _Parser(
@@ -102,169 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parsers(sub, common)
 
-    p = sub.add_parser("bench", parents=[common], help="benchmarks: latency, throughput, memory, flops, blocks",
-                       description="Benchmarks of any models, ours or timm's; Markdown tables on stdout.")  # fmt: skip
-    bench_sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
-    q = bench_sub.add_parser(
-        "blocks",
-        parents=[common],
-        help="memory and speed of stacks of each block type (QuadraNet Table II)",
-        description="For each block type and width: exact activation bytes saved for backward per block, the "
-        "peak-RSS rise of one training step, forward (no_grad) and training-step (forward+backward) medians, "
-        "and ratios to HorBlock (order 3). All block types share the same norms, MLP and layer scales.",
-    )
-    q.add_argument("--blocks", nargs="+", metavar="TYPE", help="block types (default: all): skip conv swin hor "
-                   "quadra quadra_me")  # fmt: skip
-    q.add_argument("--channels", nargs="+", type=int, default=[64, 128], help="widths (default: 64 128)")
-    q.add_argument("--batch", type=int, default=8, help="batch size (default: %(default)s; the paper used 64 on GPU)")
-    q.add_argument("--size", type=int, default=56, help="feature-map side (default: %(default)s)")
-    q.add_argument("--depth", type=int, default=24, help="blocks per stack (default: %(default)s)")
-    q.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up (default: %(default)s)")
-    q.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
-    q.add_argument("--shared", nargs="+", default=["lean"], choices=["lean", "plain"],
-                   help="shared parts with the lean MLP backward, plain autograd, or both (default: lean)")  # fmt: skip
-    q.add_argument("--nchw", action="store_true", help="NCHW memory instead of channels-last")
-    q.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
-    q.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    q.set_defaults(func=_cmd_bench_blocks)
-    models_help = "model names or shell patterns, ours or timm's ('timm:NAME' forces timm's; 'starnet_s[1-4]')"
+    _add_bench_parsers(sub, common)
 
-    def model_parser(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        q = bench_sub.add_parser(name, parents=[common], help=help_text, description=description)
-        q.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
-        q.add_argument("--model", "--models", dest="model_opt", nargs="+", metavar="MODEL", default=[],
-                       help="more models (same as the positional names)")  # fmt: skip
-        q.add_argument("--img-size", type=int, help="input side (default: each model's cfg input size)")
-        q.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-        q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
-        return q
-
-    q = model_parser(
-        "latency", "inference latency with eager / compile / onnxruntime / openvino",
-        "Inference latency of each model on each backend: warm-up, then timed runs; median (or mean), p10, p90, "
-        "params, MACs (conv/linear), published ImageNet top-1. Models are re-parameterised first (MobileOne, "
-        "FastViT, StarNet folded) unless --no-reparam. --roofline adds the achieved GFLOP/s as a fraction of "
-        "this machine's square-GEMM peak measured with the same backend and threads.",
-    )  # fmt: skip
-    q.add_argument("--backend", nargs="+", default=["eager"], choices=BACKENDS, help="backends (default: eager)")
-    q.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
-    q.add_argument("--threads", type=int, default=2, help="intra-op threads (default: %(default)s)")
-    q.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: %(default)s)")
-    q.add_argument("--runs", type=int, default=50, help="timed runs (default: %(default)s)")
-    q.add_argument(
-        "--protocol",
-        choices=["default", "paper"],
-        default="default",
-        help="paper: the StarNet paper's method (onnxruntime, batch 1, 50 warm-up, mean of 500)",
-    )
-    q.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default); bf16 (eager, "
-                   "compile: autocast; openvino: inference precision); int8 (onnxruntime, openvino: statically "
-                   "quantized as 'export --int8' does it, calibrated on generated images: speed only)")  # fmt: skip
-    q.add_argument("--channels-last", action="store_true", help="channels-last memory (eager, compile)")
-    q.add_argument("--no-reparam", action="store_true", help="time the models as built (no folding)")
-    q.add_argument("--roofline", action="store_true", help="add achieved GFLOP/s and %% of the GEMM peak")
-    q.add_argument("--plot", metavar="FILE.png", help="draw top-1 against latency (like StarNet's Fig. 4)")
-    q.set_defaults(func=_cmd_bench_latency)
-
-    q = model_parser("throughput", "inference and training samples/s at a batch",
-                     "Samples per second in PyTorch eager: inference (re-parameterised) and one training step "
-                     "(forward, backward, SGD update).")  # fmt: skip
-    q.add_argument("--batch", type=int, default=32, help="batch size (default: %(default)s)")
-    q.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
-    q.add_argument("--runs", type=int, default=10, help="timed runs (default: %(default)s)")
-    q.add_argument("--no-train", action="store_true", help="inference only")
-    q.add_argument("--channels-last", action="store_true", help="channels-last memory")
-    q.set_defaults(func=_cmd_bench_throughput)
-
-    q = model_parser(
-        "memory", "activation bytes saved for backward, peak RSS of a training step",
-        "Exact bytes of activations that one training-mode forward pass saves for backward (saved-tensor hooks; "
-        "storages counted once, parameters excluded), the peak-RSS rise of one forward+backward step, CUDA max "
-        "allocated on a GPU, and ratios of saved bytes to the first model.",
-    )  # fmt: skip
-    q.add_argument("--batch", type=int, default=2, help="batch size (default: %(default)s)")
-    q.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
-    q.set_defaults(func=_cmd_bench_memory)
-
-    q = model_parser("flops", "params and FLOPs beside the papers' figures",
-                     "Params, conv/linear MACs, fvcore's total and element-wise products at the model's input size, "
-                     "beside the paper's figures, of the inference form that 'bench latency' times.")  # fmt: skip
-    q.add_argument("--no-reparam", action="store_true", help="count the models as built (training form)")
-    q.set_defaults(func=_cmd_bench_flops)
+    from starquad.deploy.config import ExportConfig
 
     p = sub.add_parser(
-        "export",
-        parents=[common],
-        help="export a model to ONNX or an AOTInductor package (.pt2) and verify it",
-        description="Export MODEL (re-parameterised, BatchNorm folded) to one ONNX file with torch's exporter, "
-        "run it in onnxruntime and compare with PyTorch; or, with --format pt2, compile it ahead of time with "
-        "AOTInductor (torch.export, frozen weights) into one .pt2 package that runs with PyTorch alone "
-        "(torch._inductor.aoti_load_package(FILE)(x)). Prints the largest absolute difference and fails (nothing "
-        "written) above --atol.",
-    )
-    p.add_argument("model", help="model name")
-    p.add_argument("--output", "-o", required=True, metavar="FILE", help="output file (.onnx or .pt2)")
-    p.add_argument("--format", choices=("onnx", "pt2"), help="onnx or pt2 (default: from the output's suffix, "
-                   "else onnx); a pt2 package is compiled for batch 1 at the input size")  # fmt: skip
-    p.add_argument("--checkpoint", help="weights to load first (safetensors or weights-only torch file)")
-    p.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
-    p.add_argument("--img-size", type=int, help="input side (default: the model's cfg input size)")
-    p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
-    p.add_argument("--no-fold", action="store_true", help="export the model as built (no re-parameterisation)")
-    p.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference (default: %(default)g)")
-    p.add_argument("--in-chans", type=int, help="input channels (default: the model's)")
-    p.add_argument("--model-kwargs", type=_yaml_mapping, default={}, metavar="YAML",
-                   help="model options, as in training, e.g. '{stem_stride: 1, stem_chs: 16}'")  # fmt: skip
-    q = p.add_argument_group("int8", "post-training static quantization (starquad.deploy.int8): per-channel int8 "
-                             "weights, activations calibrated on --calib's training images; each star/quadratic "
-                             "product's error is measured and the products that cost accuracy stay in float; "
-                             "fails, writing nothing, when the test split's top-1 drops by more than "
-                             "--max-drop")  # fmt: skip
-    q.add_argument("--int8", action="store_true", help="write an int8 model (OUTPUT.onnx, or OUTPUT.xml with "
-                   "--runtime openvino) and OUTPUT.json with the choice and the figures")  # fmt: skip
-    q.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
-                   help="onnxruntime: QDQ through onnxruntime.quantization; openvino: NNCF (default: %(default)s)")
-    q.add_argument("--calib", metavar="DATASET", help="calibration, selection and test data (starquad data list); "
-                   "its images must have the model's channels and size")  # fmt: skip
-    q.add_argument("--calib-n", type=int, default=512, help="calibration images (default: %(default)s)")
-    q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax",
-                   help="onnxruntime's calibration method (default: %(default)s)")
-    q.add_argument("--calib-resize", action="store_true", help="resize the calibration images to the model's size")
-    q.add_argument("--max-drop", type=float, default=1.0, help="largest top-1 drop in points on the test split "
-                   "(default: %(default)g)")  # fmt: skip
-    q.add_argument("--eval-n", type=int, help="test images for the check (default: the whole split)")
-    q.add_argument("--data-dir", help="where --calib's files are (default: the usual places)")
+        "export", parents=[common], help="export a model to ONNX, an AOTInductor package (.pt2) or int8, verified",
+        description="Export MODEL in its inference form (re-parameterised, BatchNorm, layer scales and LayerNorm "
+        "affines folded) to one ONNX file with torch's exporter, run it in onnxruntime and compare with PyTorch; or, "
+        "with --format pt2, compile it ahead of time with AOTInductor (torch.export, frozen weights) into one .pt2 "
+        "package that runs with PyTorch alone (torch._inductor.aoti_load_package(FILE)(x)); or, with --int8, "
+        "quantize it. Prints the largest absolute difference and fails (nothing written) above --atol.")  # fmt: skip
+    ExportConfig.add_arguments(p)
     p.set_defaults(func=_cmd_export)
 
+    from starquad.analysis.config import ReportConfig
+
     p = sub.add_parser(
-        "reproduce",
-        parents=[common],
-        help="test the papers' claims at small scale and write a report",
-        description="Run the report sections and write OUT/report.md, OUT/results.json and PNG figures. "
-        "A section that fails is reported as failed; the others still run.",
-    )
+        "reproduce", parents=[common], help="test the papers' claims at small scale and write a report",
+        description="Run the report sections and write OUT/report.md, OUT/results.json and PNG figures. A section "
+        "that fails is reported as failed; the others still run. Stop it any time: run the same command again "
+        "and it continues with the same numbers.")  # fmt: skip
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="quick settings (default; what 'make reproduce' runs)")
-    mode.add_argument("--full", action="store_true", help="more seeds and epochs")
-    p.add_argument("--sections", nargs="+", metavar="NAME", help="only these sections (default: all)")
-    p.add_argument("--out", default="reproduce", help="output folder (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
-    p.add_argument("--data-dir", help="folder with dataset files (default: $STARQUAD_DATA, then system paths)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    p.add_argument("--pilot-seeds", type=int, help="seeds every comparison starts with (quick 3, full 5)")
-    p.add_argument("--max-seeds", type=int, help="most seeds a comparison gets, added to unresolved claims in looks "
-                   "of the pilot's size (quick 6, full 10)")  # fmt: skip
-    p.add_argument("--max-runs", type=int, help="budget of trainings over all sections, counted in runs so any "
-                   "machine gives the same report (quick 150, full 400)")  # fmt: skip
-    p.add_argument("--workers", type=int, help="trainings at once, each with --run-threads threads (default: "
-                   "measured here, the number that finishes the most runs per hour)")  # fmt: skip
-    p.add_argument("--run-threads", type=int, default=1, help="torch threads of every training; part of each "
-                   "run's recipe, so its numbers never depend on --workers (default: %(default)s)")  # fmt: skip
-    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help="train on the Ray cluster at ADDRESS "
-                   "(no ADDRESS: start one here); the same numbers as a local run")  # fmt: skip
-    p.add_argument("--top1-delta", type=float, default=0.5, help="smallest top-1 effect of interest, points: an "
-                   "interval inside ±δ is 'no effect at this scale' (default: %(default)s)")  # fmt: skip
-    p.add_argument("--list", action="store_true", help="list the sections and exit")
+    mode.add_argument("--quick", dest="preset", action="store_const", const="quick", help="the quick preset "
+                      "(default; what 'make reproduce' runs)")  # fmt: skip
+    mode.add_argument("--full", dest="preset", action="store_const", const="full", help="the full preset: more "
+                      "seeds, images and rounds")  # fmt: skip
+    ReportConfig.add_arguments(p, exclude=("full",))
     p.set_defaults(func=_cmd_reproduce)
     _add_nas_parsers(sub, common)
     return parser
@@ -301,47 +164,33 @@ def _add_nas_search_parser(nas, common) -> None:
 
 
 def _add_nas_compare_parser(nas, common) -> None:
+    from starquad.analysis.config import CompareConfig
+
     q = nas.add_parser(
         "compare", parents=[common], help="Table III on this machine: searched networks at equal measured latency",
         description="Search, derive, measure and retrain every arm (quadranet, mbconv, interaction, random, "
         "no_latency) at budgets set by percentiles of quadranet's latency, for each seed; trials are kept as they "
         "finish (run it again to resume). Writes OUT/table.md, summary.json, top1_vs_latency.png, "
         "trials/.")  # fmt: skip
-    q.add_argument("--out", default="runs/nas-compare", help="output folder (default: %(default)s)")
-    q.add_argument("--arms", nargs="+", default=["quadranet", "mbconv", "interaction", "random", "no_latency"],
-                   help="arms (default: all)")  # fmt: skip
-    q.add_argument("--percentiles", nargs="+", type=float, default=[25, 50, 75], help="budgets as percentiles of "
-                   "quadranet's predicted latency (default: 25 50 75)")  # fmt: skip
-    q.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    q.add_argument("--quick", action="store_true", help="quick searches (4 epochs, 6,000 images) and 3 retraining "
-                   "epochs on 10,000 images")  # fmt: skip
-    q.add_argument("--epochs", type=int, help="retraining epochs (default: 6; --quick: 3)")
-    q.add_argument("--train-subset", type=int, help="retraining images (default: 20,000; --quick: 10,000)")
-    q.add_argument("--recipe", default="fashion_mnist", help="training recipe of the retraining, model "
-                   "options left out (default: %(default)s; 'none' for the engine's defaults)")  # fmt: skip
-    q.add_argument("--train-threads", type=int, help="PyTorch threads of every search and retraining (default: all "
-                   "cores; 1 with --ray); the same architectures need the same threads")  # fmt: skip
-    q.add_argument("--ray", action="store_true", help="run the trials through Ray Tune (pip install "
-                   "'starquad[ray]'): a local cluster of --workers CPUs, timing on the node with the latency_probe "
-                   "resource")  # fmt: skip
-    q.add_argument("--workers", type=int, default=2, help="Ray trials at a time (default: %(default)s)")
+    quick = ", ".join(f"{k} {v}" for k, v in CompareConfig.PRESETS["quick"].items())
+    q.add_argument("--quick", action="store_true", help=f"the quick preset ({quick}; the flags given override it)")
+    CompareConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_compare)
 
 
 def _cmd_nas_compare(args) -> None:
+    from starquad.analysis.config import CompareConfig
     from starquad.analysis.nas_compare import compare
     from starquad.nas.config import QUICK_SEARCH
 
-    search = dict(QUICK_SEARCH) if args.quick else {}
-    train = dict(epochs=3, subset=10_000) if args.quick else {}
-    train.update({k: v for k, v in (("epochs", args.epochs), ("subset", args.train_subset)) if v is not None})
-    recipe = None if args.recipe.lower() == "none" else args.recipe
-    threads = args.train_threads if args.train_threads is not None else (1 if args.ray else None)
-    summary = compare(args.out, args.arms, args.percentiles, args.seeds, search=search, train=train, recipe=recipe,
-                      train_threads=threads, ray_workers=args.workers if args.ray else None,
-                      log=logging.getLogger("starquad.nas").info)  # fmt: skip
+    cfg = CompareConfig.preset("quick" if args.quick else None, source="nas compare", **CompareConfig.given(args))
+    recipe = None if (cfg.recipe or "none").lower() == "none" else cfg.recipe
+    summary = compare(cfg.out, cfg.arms, cfg.percentiles, cfg.seeds, search=dict(QUICK_SEARCH) if cfg.quick_search
+                      else {}, train=dict(epochs=cfg.epochs, subset=cfg.train_subset), recipe=recipe,
+                      train_threads=cfg.train_threads if cfg.train_threads is not None else (1 if cfg.ray else None),
+                      ray_workers=cfg.workers if cfg.ray else None, log=logging.getLogger("starquad.nas").info)
     print(summary["table"])
-    print(f"{summary['trials']} trials in {summary['seconds'] / 60:.1f} min; {args.out}/table.md")
+    print(f"{summary['trials']} trials in {summary['seconds'] / 60:.1f} min; {cfg.out}/table.md")
 
 
 def _train_fields() -> list[str]:
@@ -492,17 +341,65 @@ def _cmd_data_info(args) -> None:
     print(format_dataset_info(dataset_info(args.name, data_dir=args.data_dir)))
 
 
-def _cmd_bench_blocks(args) -> None:
+# bench SUBCOMMAND -> (its options, help, description); every flag comes from the options' fields
+BENCH_COMMANDS = {
+    "latency": ("LatencyConfig", "inference latency with eager / compile / aoti / onnxruntime / openvino",
+                "Inference latency of each model on each backend: warm-up, then timed runs; median (or mean), p10, "
+                "p90, params, MACs (conv/linear), published ImageNet top-1."),
+    "throughput": ("ThroughputConfig", "inference and training samples/s at a batch",
+                   "Samples per second in PyTorch eager: inference (re-parameterised) and one training step "
+                   "(forward, backward, SGD update)."),
+    "memory": ("MemoryConfig", "activation bytes saved for backward, peak RSS of a training step",
+               "Exact bytes of activations that one training-mode forward pass saves for backward (saved-tensor "
+               "hooks; storages counted once, parameters excluded), the peak-RSS rise of one forward+backward step, "
+               "CUDA max allocated on a GPU, and ratios of saved bytes to the first model."),
+    "flops": ("FlopsConfig", "params and FLOPs beside the papers' figures",
+              "Params, conv/linear MACs, fvcore's total and element-wise products at the model's input size, beside "
+              "the paper's figures, of the inference form that 'bench latency' times."),
+    "blocks": ("BlockStudyConfig", "memory and speed of stacks of each block type (QuadraNet Table II)",
+               "For each block type and width: exact activation bytes saved for backward per block, the peak-RSS "
+               "rise of one training step, forward (no_grad) and training-step (forward+backward) medians, and "
+               "ratios to HorBlock (order 3). All block types share the same norms, MLP and layer scales."),
+}  # fmt: skip
+
+
+def _add_bench_parsers(sub, common) -> None:
+    from starquad.bench import config
+
+    p = sub.add_parser("bench", parents=[common], help="benchmarks: latency, throughput, memory, flops, blocks",
+                       description="Benchmarks of any models, ours or timm's; Markdown tables on stdout.")  # fmt: skip
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    for name, (cls_name, help_text, description) in BENCH_COMMANDS.items():
+        q = bench_sub.add_parser(name, parents=[common], help=help_text, description=description)
+        if name != "blocks":
+            q.add_argument("models", nargs="*", metavar="MODEL", help="model names or shell patterns, ours or "
+                           "timm's ('timm:NAME' forces timm's; 'starnet_s[1-4]')")  # fmt: skip
+            q.add_argument("--model", "--models", dest="model_opt", nargs="+", metavar="MODEL", default=[],
+                           help="more models (same as the positional names)")  # fmt: skip
+            q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
+        q.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+        if name == "latency":
+            q.add_argument("--protocol", choices=["default", "paper"], default="default", help="paper: the StarNet "
+                           "paper's method (onnxruntime, batch 1, 50 warm-up, mean of 500)")  # fmt: skip
+            q.add_argument("--plot", metavar="FILE.png", help="draw top-1 against latency (like StarNet's Fig. 4)")
+        cls = getattr(config, cls_name)
+        cls.add_arguments(q)
+        q.set_defaults(func=_cmd_bench, options=cls)
+
+
+def _cmd_bench(args) -> None:
+    preset = "paper" if getattr(args, "protocol", "default") == "paper" else None
+    cfg = args.options.preset(preset, source=f"bench {args.bench_command}", **args.options.given(args))
+    {"latency": _bench_latency, "throughput": _bench_throughput, "memory": _bench_memory, "flops": _bench_flops,
+     "blocks": _bench_blocks}[args.bench_command](args, cfg)  # fmt: skip
+
+
+def _bench_blocks(args, cfg) -> None:
     import json
 
-    from starquad.bench.blocks import BLOCK_VARIANTS, BlockStudyConfig, format_block_study, run_block_study
+    from starquad.bench.blocks import format_block_study, run_block_study
     from starquad.io import atomic_write
 
-    cfg = BlockStudyConfig(
-        blocks=tuple(args.blocks or BLOCK_VARIANTS), channels=tuple(args.channels), batch=args.batch,
-        size=args.size, depth=args.depth, rounds=args.rounds, threads=args.threads, shared=tuple(args.shared),
-        channels_last=not args.nchw, measure_rss=not args.no_rss,
-    )  # fmt: skip
     rows = run_block_study(cfg)
     print(format_block_study(rows, cfg))
     if args.json:
@@ -533,16 +430,9 @@ def _emit_rows(args, rows, columns=None) -> None:
         atomic_write(args.csv, rows_to_csv(rows))
 
 
-def _cmd_bench_latency(args) -> None:
-    from starquad.bench.suite import PAPER_PROTOCOL, LatencyConfig, bench_latency
+def _bench_latency(args, cfg) -> None:
+    from starquad.bench.suite import bench_latency
 
-    cfg = LatencyConfig(
-        backends=tuple(args.backend), batch=args.batch, img_size=args.img_size, threads=args.threads,
-        warmup=args.warmup, runs=args.runs, precision=args.precision, reparameterize=not args.no_reparam,
-        channels_last=args.channels_last, roofline=args.roofline,
-    )  # fmt: skip
-    if args.protocol == "paper":
-        cfg = dataclasses.replace(cfg, **PAPER_PROTOCOL)
     rows = bench_latency(_bench_models(args), cfg)
     columns = ["model", "backend", "batch", "input", "ms", "p10_ms", "p90_ms", "params_m", "macs_m", "top1"]
     if cfg.roofline:
@@ -561,59 +451,51 @@ def _cmd_bench_latency(args) -> None:
         print(f"plot: {args.plot} ({n} models with a published top-1)")
 
 
-def _cmd_bench_throughput(args) -> None:
+def _bench_throughput(args, cfg) -> None:
     from starquad.bench.suite import bench_throughput
 
-    rows = bench_throughput(_bench_models(args), batch=args.batch, threads=args.threads, img_size=args.img_size,
-                            runs=args.runs, train=not args.no_train, channels_last=args.channels_last)  # fmt: skip
-    _emit_rows(args, rows)
+    _emit_rows(args, bench_throughput(_bench_models(args), **dataclasses.asdict(cfg)))
 
 
-def _cmd_bench_memory(args) -> None:
+def _bench_memory(args, cfg) -> None:
     from starquad.bench.suite import bench_memory
 
-    _emit_rows(args, bench_memory(_bench_models(args), batch=args.batch, img_size=args.img_size, rss=not args.no_rss))
+    _emit_rows(args, bench_memory(_bench_models(args), **dataclasses.asdict(cfg)))
 
 
-def _cmd_bench_flops(args) -> None:
+def _bench_flops(args, cfg) -> None:
     from starquad.bench.suite import bench_flops
 
     columns = ["model", "form", "input", "params_m", "paper_params_m", "macs_m", "fvcore_macs_m", "paper_macs_m",
                "macs_diff_pct", "elementwise_mul_m", "paper_top1"]  # fmt: skip
-    rows = bench_flops(_bench_models(args), reparameterize=not args.no_reparam, img_size=args.img_size)
-    _emit_rows(args, rows, columns)
+    _emit_rows(args, bench_flops(_bench_models(args), **dataclasses.asdict(cfg)), columns)
 
 
 def _cmd_export(args) -> None:
     from starquad.bench.suite import input_size_of
-    from starquad.errors import ConfigError
+    from starquad.deploy.config import ExportConfig
     from starquad.models import create_model, load_checkpoint
 
-    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v is not None}
-    model = create_model(args.model, **args.model_kwargs, **kwargs)
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint)
-    size = input_size_of(args.model, args.img_size)
-    if args.in_chans is not None:
-        size = (args.in_chans, *size[1:])
-    fmt = args.format or ("pt2" if str(args.output).endswith(".pt2") else "onnx")
-    if args.int8:
-        if fmt == "pt2" or args.calib is None:
-            raise ConfigError("--int8 writes ONNX (or OpenVINO with --runtime openvino) and needs --calib DATASET, "
-                              "e.g. --calib fashion-mnist")  # fmt: skip
-        return _export_int8(args, model, size)
-    if fmt == "pt2":
-        if args.dynamic_batch:
-            raise ConfigError("--dynamic-batch is for ONNX; a .pt2 package is compiled for one input shape")
+    cfg = ExportConfig.from_dict(ExportConfig.given(args), source="export")
+    kwargs = {k: v for k, v in (("num_classes", cfg.num_classes), ("in_chans", cfg.in_chans)) if v is not None}
+    model = create_model(cfg.model, **cfg.model_kwargs, **kwargs)
+    if cfg.checkpoint:
+        load_checkpoint(model, cfg.checkpoint)
+    size = input_size_of(cfg.model, cfg.img_size)
+    if cfg.in_chans is not None:
+        size = (cfg.in_chans, *size[1:])
+    if cfg.int8:
+        return _export_int8(cfg, model, size)
+    if cfg.output_format == "pt2":
         from starquad.deploy import export_pt2
 
-        result = export_pt2(model, args.output, size, prepare=not args.no_fold, atol=args.atol)
+        result = export_pt2(model, cfg.output, size, prepare=cfg.fold, atol=cfg.atol)
     else:
         from starquad.deploy import export_onnx
 
-        result = export_onnx(model, args.output, size, dynamic_batch=args.dynamic_batch, prepare=not args.no_fold,
-                             atol=args.atol)  # fmt: skip
-    runtime = "AOTInductor package" if fmt == "pt2" else "onnxruntime"
+        result = export_onnx(model, cfg.output, size, dynamic_batch=cfg.dynamic_batch, prepare=cfg.fold,
+                             atol=cfg.atol)  # fmt: skip
+    runtime = "AOTInductor package" if cfg.output_format == "pt2" else "onnxruntime"
     print(f"{result.path}: {result.size_bytes / 2**20:.2f} MiB, input 1×{'×'.join(map(str, size))}"
           f"{' (dynamic batch)' if result.dynamic_batch else ''}; {runtime} vs PyTorch max abs diff "
           f"{result.max_abs_diff:.3g} (<= {result.atol:g}: ok)"
@@ -621,17 +503,17 @@ def _cmd_export(args) -> None:
              f"; with layer scales 0.5–1 {result.probe_max_abs_diff:.3g}"))  # fmt: skip
 
 
-def _export_int8(args, model, size) -> None:
+def _export_int8(cfg, model, size) -> None:
     from starquad.deploy.int8 import export_int8
 
-    r = export_int8(model, args.output, size, calib=args.calib, calib_n=args.calib_n, runtime=args.runtime,
-                    method=args.calib_method, max_drop=args.max_drop, eval_n=args.eval_n, data_dir=args.data_dir,
-                    resize=args.calib_resize, log=print)  # fmt: skip
+    r = export_int8(model, cfg.output, size, calib=cfg.calib, calib_n=cfg.calib_n, runtime=cfg.runtime,
+                    method=cfg.calib_method, max_drop=cfg.max_drop, eval_n=cfg.eval_n, data_dir=cfg.data_dir,
+                    resize=cfg.calib_resize, log=print)  # fmt: skip
     kept = [p.module or p.node for p in r.products if p.kept_float]
     print(f"{r.path}: int8 for {r.runtime} ({r.method}, {r.calib_n} {r.calib} images), {len(r.products)} products, "
           f"{len(kept)} kept in float{' (' + ', '.join(kept) + ')' if kept else ''}")  # fmt: skip
     print(f"top-1 on {r.eval_n} {r.calib} test images: float {r.top1_float:.2f}%, int8 {r.top1_int8:.2f}% "
-          f"(drop {r.drop:+.2f} points <= {args.max_drop:g}: ok; every product in int8: {r.drop_all_quantized:+.2f})")
+          f"(drop {r.drop:+.2f} points <= {cfg.max_drop:g}: ok; every product in int8: {r.drop_all_quantized:+.2f})")
     print("wrote " + ", ".join(str(f) for f in r.files))
 
 
@@ -674,34 +556,26 @@ def _cmd_nas_latency_validate(args) -> None:
 
 def _cmd_reproduce(args) -> None:
     from starquad.analysis import list_sections, run_reproduce
+    from starquad.analysis.config import ReportConfig
     from starquad.analysis.report import full_plan, quick_plan
     from starquad.runtime import torch_threads
     from starquad.stats import SeedPlan
 
-    if args.list:
+    cfg = ReportConfig.preset(args.preset, source="reproduce", **ReportConfig.given(args))
+    if cfg.list_sections:
         print("\n".join(list_sections()))
         return
-    default, _ = full_plan() if args.full else quick_plan()
-    pilot = default.pilot if args.pilot_seeds is None else args.pilot_seeds
-    most = max(default.max_seeds, pilot) if args.max_seeds is None else args.max_seeds
+    default, _ = full_plan() if cfg.full else quick_plan()
+    pilot = default.pilot if cfg.pilot_seeds is None else cfg.pilot_seeds
+    most = max(default.max_seeds, pilot) if cfg.max_seeds is None else cfg.max_seeds
     plan = SeedPlan(pilot=pilot, max_seeds=most, step=pilot)  # validates: one line naming the bad value
-    with torch_threads(args.threads):
-        results = run_reproduce(
-            args.out,
-            sections=args.sections,
-            full=args.full,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            command=shlex.join(["starquad", *sys.argv[1:]]),
-            plan=plan,
-            max_runs=args.max_runs,
-            top1_delta=args.top1_delta,
-            workers=args.workers,
-            ray_address=args.ray,
-            run_threads=args.run_threads,
-        )
+    with torch_threads(cfg.threads):
+        results = run_reproduce(cfg.out, sections=cfg.sections, full=cfg.full, seed=cfg.seed, data_dir=cfg.data_dir,
+                                command=shlex.join(["starquad", *sys.argv[1:]]), plan=plan, max_runs=cfg.max_runs,
+                                top1_delta=cfg.top1_delta, workers=cfg.workers, ray_address=cfg.ray,
+                                run_threads=cfg.run_threads)  # fmt: skip
     failed = [k for k, v in results.items() if isinstance(v, dict) and v.get("status") == "failed"]
-    print(f"report: {args.out}/report.md  results: {args.out}/results.json")
+    print(f"report: {cfg.out}/report.md  results: {cfg.out}/results.json")
     if failed:
         raise SystemExit(f"starquad: error: {len(failed)} section(s) failed: {', '.join(failed)} (see the report)")
 

@@ -36,12 +36,14 @@ SYNONYMS = {"learning_rate": "lr", "num_epochs": "epochs", "batch": "batch_size"
 
 def option(default: Any = None, help: str = "", *, flags: tuple[str, ...] = (), low: float | None = None,
            high: float | None = None, low_open: bool = False, choices: tuple[Any, ...] | None = None,
-           required: bool = False, resumable: bool = False, default_factory: Any = None) -> Any:  # fmt: skip
+           required: bool = False, positional: bool = False, const: Any = None, resumable: bool = False,
+           default_factory: Any = None) -> Any:  # fmt: skip
     """A config field with its CLI help, extra flag spellings, range ``[low, high]`` (``low_open``: ``(low,
-    high]``), allowed values (``choices``), whether the command line must give it (``required``) and whether a
-    resumed run may change it (``resumable``)."""
+    high]``), allowed values (``choices``), whether the command line must give it (``required``) or gives it
+    without a flag (``positional``), the value of its flag given alone (``const``: ``--ray`` means ``--ray
+    local``), and whether a resumed run may change it (``resumable``)."""
     meta = dict(help=help, flags=flags, low=low, high=high, low_open=low_open, choices=choices, required=required,
-                resumable=resumable)  # fmt: skip
+                positional=positional, const=const, resumable=resumable)  # fmt: skip
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -128,13 +130,23 @@ class Options:
             text = f.metadata["help"] + (f" (default: {shown})" if shown not in (None, {}, "") else "")
             text = text.replace("%", "%%")
             hint = hints[f.name]
+            if type(None) in typing.get_args(hint):  # X | None: the flag takes an X
+                hint = next(a for a in typing.get_args(hint) if a is not type(None))
             kwargs: dict[str, Any] = dict(dest=f.name, default=None, help=text)
             if f.metadata.get("required"):
                 kwargs["required"] = True
-            if hint is bool and f.name.startswith("no_"):  # already a negative: --no-aug, not --no-no-aug
+            if f.metadata.get("positional"):
+                parser.add_argument(f.name, metavar=f.name.upper(), nargs=None if kwargs.pop("required", False)
+                                    else "?", help=text)  # fmt: skip
+            elif f.metadata.get("const") is not None:
+                parser.add_argument(*names, nargs="?", const=f.metadata["const"], metavar=f.name.upper(), **kwargs)
+            elif hint is bool and f.name.startswith("no_"):  # already a negative: --no-aug, not --no-no-aug
                 parser.add_argument(*names, action="store_const", const=True, **kwargs)
             elif hint is bool:  # --amp / --no-amp, so a flag can undo a recipe's value
                 parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
+            elif typing.get_origin(hint) is tuple and typing.get_args(hint)[-1] is Ellipsis:
+                parser.add_argument(*names, nargs="+", choices=f.metadata.get("choices"), metavar=f.name.upper()
+                                    if not f.metadata.get("choices") else None, **kwargs)  # fmt: skip
             elif typing.get_origin(hint) is tuple:
                 parser.add_argument(*names, nargs=2, metavar=("MIN", "MAX"), **kwargs)
             elif typing.get_origin(hint) is dict:
@@ -162,9 +174,14 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(f"{f.name} must be a finite number, got {value}")
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high):
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"<= {high:g}"
-        raise ConfigError(f"{f.name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value:g}")
+        lo = "" if low is None else f"{'>' if low_open else '>='} {_number_text(low)}"
+        hi = "" if high is None else f"<= {_number_text(high)}"
+        raise ConfigError(f"{f.name} must be {' and '.join(p for p in (lo, hi) if p)}, got {_number_text(value)}")
+
+
+def _number_text(x: float) -> str:
+    """``1000000``, ``0.999``, ``1e-05``: whole numbers written out, others as ``:g``."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _coerce(value: Any, hint: Any, name: str) -> Any:
@@ -175,6 +192,11 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             return None
         hint = next(a for a in args if a is not type(None))
     origin = typing.get_origin(hint)
+    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:  # tuple[X, ...]: any number of X
+        items = [value] if isinstance(value, (str, int, float)) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ConfigError(f"{name} must be one or more values, got {value!r}")
+        return tuple(_coerce(v, typing.get_args(hint)[0], name) for v in items)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(hint)):
             raise ConfigError(f"{name} must be {len(typing.get_args(hint))} numbers, got {value!r}")

@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -102,3 +103,41 @@ def test_help_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def _subparser(parser, *path):
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize(("path", "config"), [
+    (("train",), "starquad.train.config:TrainConfig"),
+    (("bench", "latency"), "starquad.bench.config:LatencyConfig"),
+    (("bench", "throughput"), "starquad.bench.config:ThroughputConfig"),
+    (("bench", "memory"), "starquad.bench.config:MemoryConfig"),
+    (("bench", "flops"), "starquad.bench.config:FlopsConfig"),
+    (("bench", "blocks"), "starquad.bench.config:BlockStudyConfig"),
+    (("export",), "starquad.deploy.config:ExportConfig"),
+    (("reproduce",), "starquad.analysis.config:ReportConfig"),
+    (("nas", "search"), "starquad.nas.config:SearchConfig"),
+    (("nas", "latency", "build"), "starquad.nas.config:TableConfig"),
+    (("nas", "latency", "validate"), "starquad.nas.config:ValidationConfig"),
+    (("nas", "compare"), "starquad.analysis.config:CompareConfig"),
+])  # fmt: skip
+def test_a_subcommands_flags_are_its_configs_fields(path, config):
+    import dataclasses
+    import importlib
+
+    from starquad.cli import build_parser
+
+    module, name = config.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    parser = _subparser(build_parser(), *path)
+    dests = {a.dest for a in parser._actions}
+    fields = {f.name for f in dataclasses.fields(cls)}
+    assert fields - {"full"} <= dests  # reproduce's mode is --quick/--full, the presets
+    for f in dataclasses.fields(cls):
+        action = next((a for a in parser._actions if a.dest == f.name), None)
+        assert action is None or f.metadata["help"].replace("%", "%%") in (action.help or ""), f.name

@@ -1,31 +1,13 @@
-"""Analyses and the ``starquad reproduce`` report (each section registers itself on import): the experiments
-layer, above the library, which never imports it. Needs the ``report`` extra."""
+"""The experiments layer, above the library (which never imports it): the ``starquad reproduce`` report and its
+sections, and the NAS comparison. Needs the ``report`` extra.
 
-from starquad.extras import require
+Names resolve lazily (:mod:`starquad._lazy`), and the sections register themselves when the report first needs
+them (:func:`~starquad.analysis.report.load_sections`), so ``starquad.analysis.config`` is importable without
+torch."""
 
-for _module in ("matplotlib", "sklearn", "scipy"):
-    require(_module, "starquad reproduce and the NAS comparison")
+from starquad._lazy import lazy_exports
 
-from starquad.analysis import (  # noqa: E402, F401  (after the check; each registers its report section)
-    ablations,
-    data_overview,
-    demonet,
-    implicit,
-    latency,
-    moons,
-    nas,
-    quadranet,
-    quadratic,
-    quantization,
-    xor,
-)
-from starquad.analysis.report import (  # noqa: E402
-    Section,
-    SectionContext,
-    SectionResult,
-    list_sections,
-    register_section,
-    run_reproduce,
-)
-
-__all__ = ["Section", "SectionContext", "SectionResult", "list_sections", "register_section", "run_reproduce"]
+_EXPORTS = {name: "starquad.analysis.report" for name in ("Section", "SectionContext", "SectionResult",
+                                                          "list_sections", "register_section", "run_reproduce")}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

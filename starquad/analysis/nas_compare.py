@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from starquad.analysis.config import ARMS
 from starquad.errors import ConfigError
 from starquad.extras import require
 from starquad.io import atomic_write
@@ -43,13 +44,6 @@ _LOG = logging.getLogger(__name__)
 # 3 seeds, default searches) takes about 2.5 h on 2 cores
 RETRAIN = {"epochs": 6, "subset": 20_000}
 
-ARMS: dict[str, dict[str, Any]] = {
-    "quadranet": {"space": "quadranet"},
-    "mbconv": {"space": "mbconv"},
-    "interaction": {"space": "interaction"},
-    "random": {"space": "quadranet", "random": True},
-    "no_latency": {"space": "quadranet", "latency_loss": False},
-}
 
 
 def random_under_budget(cfg: SearchConfig, log: Callable[[str], None], measure=None) -> dict[str, Any]:
@@ -129,6 +123,8 @@ def compare(out: str | Path, arms: Sequence[str] = tuple(ARMS), percentiles: Seq
     options and output left out), overridden by ``train`` (default: :data:`RETRAIN`). ``train_threads`` fixes the
     PyTorch threads of searches and retrainings (the same architectures need the same threads). With
     ``ray_workers``, the trials run as Ray Tune trials on that many CPUs (see :func:`_run_on_ray`)."""
+    for module in ("matplotlib", "scipy"):  # its figure and verdicts
+        require(module, "starquad nas compare")
     from starquad.nas.latency import latency_percentiles
     from starquad.nas.search import load_or_build_table
     from starquad.nas.space import get_space

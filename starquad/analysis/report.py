@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import importlib
 import json
 import logging
 import os
@@ -40,6 +42,7 @@ from typing import Any
 import torch
 
 from starquad.errors import ConfigError
+from starquad.extras import require
 from starquad.io import atomic_write
 from starquad.runtime import cpu_model, progress
 from starquad.stats import CONTRADICTED, HELD, METHOD, NO_EFFECT, NOT_RESOLVED, TOP1_DELTA, SeedPlan, verdict_table
@@ -158,8 +161,23 @@ def figure(path: str | Path, nrows: int = 1, ncols: int = 1, figsize: tuple[floa
         plt.close(fig)
 
 
+# The modules whose sections make the report (each registers its sections when imported).
+SECTION_MODULES = ("data_overview", "implicit", "moons", "xor", "demonet", "ablations", "quadranet", "quadratic",
+                   "quantization", "latency", "nas")  # fmt: skip
+
+
+@functools.cache
+def load_sections() -> None:
+    """Import the report's section modules once (after checking the ``report`` extra is installed)."""
+    for module in ("matplotlib", "sklearn", "scipy"):
+        require(module, "starquad reproduce")
+    for name in SECTION_MODULES:
+        importlib.import_module(f"starquad.analysis.{name}")
+
+
 def list_sections() -> list[str]:
     """Registered section names in report order."""
+    load_sections()
     return [s.name for s in sorted(_SECTIONS.values(), key=lambda s: s.order)]
 
 
@@ -304,6 +322,7 @@ def run_reproduce(
     Returns:
         The results dict (one key per section, each with ``status`` and ``seconds``).
     """
+    load_sections()
     names = list(sections) if sections else list_sections()
     unknown = [n for n in names if n not in _SECTIONS]
     if unknown:

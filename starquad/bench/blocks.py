@@ -20,15 +20,14 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from starquad.bench.config import BLOCK_VARIANTS, BlockStudyConfig
 from starquad.bench.memory import MiB, peak_rss, saved_activations_of
 from starquad.bench.table import markdown_table
-from starquad.errors import ConfigError
 from starquad.models.blocks import MixerBlock
 from starquad.runtime import progress, torch_threads
 
@@ -41,47 +40,7 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-# key -> (table name, MixerBlock arguments)
-BLOCK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "skip": ("SkipBlock", dict(kind="skip")),
-    "conv": ("ConvBlock", dict(kind="conv")),
-    "swin": ("SwinBlock", dict(kind="swin")),
-    "hor": ("HorBlock (order 3)", dict(kind="hor", order=3)),
-    "quadra": ("QuadraBlock", dict(kind="quadra", memory_efficient=False)),
-    "quadra_me": ("QuadraBlock, memory-efficient", dict(kind="quadra", memory_efficient=True)),
-}
 REFERENCE = "hor"
-SHARED_MODES = ("lean", "plain")
-
-
-@dataclass
-class BlockStudyConfig:
-    """What to run. The paper: batch 64, 24 blocks, 64 and 128 channels (GPU); CPU defaults are smaller."""
-
-    blocks: Sequence[str] = tuple(BLOCK_VARIANTS)
-    channels: Sequence[int] = (64, 128)
-    batch: int = 8
-    size: int = 56
-    depth: int = 24
-    rounds: int = 5
-    threads: int = 2
-    shared: Sequence[str] = ("lean",)
-    channels_last: bool = True
-    seed: int = 0
-    measure_rss: bool = True
-
-    def validate(self) -> None:
-        unknown = [b for b in self.blocks if b not in BLOCK_VARIANTS]
-        if unknown:
-            raise ConfigError(f"unknown block type(s) {unknown}; choose from: {', '.join(BLOCK_VARIANTS)}")
-        bad_shared = [s for s in self.shared if s not in SHARED_MODES]
-        if bad_shared:
-            raise ConfigError(f"unknown shared mode(s) {bad_shared}; choose from: {', '.join(SHARED_MODES)}")
-        for name in ("batch", "size", "depth", "rounds", "threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(c < 1 or c % 32 for c in self.channels):
-            raise ConfigError(f"channels must be multiples of 32 (window-attention heads), got {self.channels}")
 
 
 def _build_stack(key: str, dim: int, depth: int, lean: bool, channels_last: bool, seed: int) -> nn.Module:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from starquad.bench.backends import gemm_peak_gflops, get_backend, make_runner
+from starquad.bench.backends import gemm_peak_gflops, make_runner
+from starquad.bench.config import PAPER_PROTOCOL, LatencyConfig
 from starquad.bench.flops import count_flops, model_stats
 from starquad.bench.latency import time_call
 from starquad.bench.memory import MiB, peak_rss, saved_activations_of
@@ -68,40 +68,6 @@ def input_size_of(name: str, img_size: int | None = None) -> tuple[int, int, int
             raise ConfigError(f"img_size must be >= 16, got {img_size}")
         h = w = img_size
     return int(c), int(h), int(w)
-
-
-@dataclass(frozen=True)
-class LatencyConfig:
-    """How to time: backends, batch, threads, warm-up and timed runs, which statistic is 'the' latency."""
-
-    backends: tuple[str, ...] = ("eager",)
-    batch: int = 1
-    img_size: int | None = None  # default: each model's cfg input size
-    threads: int = 2
-    warmup: int = 10
-    runs: int = 50
-    statistic: str = "median"  # or "mean" (the StarNet paper's)
-    precision: str = "fp32"
-    reparameterize: bool = True
-    channels_last: bool = False
-    roofline: bool = False
-
-    def validate(self) -> None:
-        for b in self.backends:
-            get_backend(b, self.precision)
-        if self.statistic not in ("median", "mean"):
-            raise ConfigError(f"statistic must be 'median' or 'mean', got '{self.statistic}'")
-        for name in ("batch", "threads", "runs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
-        if self.roofline and self.precision == "int8":
-            raise ConfigError("the roofline compares with the fp32/bf16 GEMM peak; time int8 without --roofline")
-
-
-# The StarNet paper's latency method: ONNX Runtime, batch 1, 50 warm-up runs, mean of 500.
-PAPER_PROTOCOL = dict(backends=("onnxruntime",), batch=1, warmup=50, runs=500, statistic="mean")
 
 
 def bench_latency(names: Sequence[str], cfg: LatencyConfig, log: Callable[[str], None] | None = None,

@@ -184,7 +184,7 @@ def test_star_latency_pairs_star_and_sum_on_each_backend(tmp_path, monkeypatch):
     for r in results["rows"]:
         assert r["star_ms"] > 0 and r["sum_ms"] > 0 and r["star_over_sum"] == r["star_ms"] / r["sum_ms"]
     protocol = results["protocol"]
-    assert protocol["paired"] == "call by call"
+    assert protocol["paired"] == "visit by visit, blocks"
     assert [c["n"] for c in results["claims"]] == [protocol["rounds"]] * 2  # one pair of medians per round
     assert (tmp_path / "star_latency_ratios.png").stat().st_size > 0
     assert "(star_latency_ratios.png)" in (tmp_path / "report.md").read_text()

@@ -39,8 +39,8 @@ def test_table_has_every_row_and_the_ratios(rows):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(blocks=("quadra", "mlp")), "unknown block type"), (dict(channels=(48,)), "multiples of 32"),
-     (dict(batch=0), "batch must be >= 1"), (dict(shared=("fast",)), "unknown shared mode")],
+    [(dict(blocks=("quadra", "mlp")), "blocks must be one of skip, conv"), (dict(channels=(48,)), "multiples of 32"),
+     (dict(batch=0), "batch must be >= 1"), (dict(shared=("fast",)), "shared must be one of lean, plain")],
 )  # fmt: skip
 def test_bad_configuration_is_explained(kwargs, message):
     with pytest.raises(ConfigError, match=message):
