@@ -174,7 +174,7 @@ CASES = [
      "has 28×28 images but the model takes 16×16; pass --calib-resize"),
     ("export-int8-calib-n-zero", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--img-size", "16",
                                                "--int8", "--calib", "synthetic", "--calib-n", "0"],
-     "calib_n must be >= 1, got 0"),
+     "calib_n must be >= 1"),
     ("export-int8-openvino-onnx-name", lambda f, t: ["export", "starnet_s050", "-o", str(t / "out.onnx"), "--int8",
                                                      "--calib", "synthetic", "--runtime", "openvino"],
      "an int8 model for openvino is written as .xml"),

@@ -62,7 +62,7 @@ def test_reproduce_bad_section_and_threads(capsys, tmp_path):
     assert main(["reproduce", "--sections", "nope", "--out", str(tmp_path)]) == 1
     assert "unknown report section(s) nope" in capsys.readouterr().err
     assert main(["reproduce", "--threads", "0", "--out", str(tmp_path)]) == 1
-    assert "threads must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert "threads must be >= 1 and <= 1024, got 0" in capsys.readouterr().err
 
 
 def test_console_entry_point_exit_code():
