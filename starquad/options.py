@@ -132,12 +132,11 @@ class Options:
             hint = hints[f.name]
             if type(None) in typing.get_args(hint):  # X | None: the flag takes an X
                 hint = next(a for a in typing.get_args(hint) if a is not type(None))
-            kwargs: dict[str, Any] = dict(dest=f.name, default=None, help=text)
-            if f.metadata.get("required"):
-                kwargs["required"] = True
-            if f.metadata.get("positional"):
-                parser.add_argument(f.name, metavar=f.name.upper(), nargs=None if kwargs.pop("required", False)
-                                    else "?", help=text)  # fmt: skip
+            required = bool(f.metadata.get("required"))
+            kwargs: dict[str, Any] = dict(dest=f.name, default=None, help=text, **({"required": True} if required
+                                                                                 else {}))  # fmt: skip
+            if f.metadata.get("positional"):  # argparse names a positional by its dest
+                parser.add_argument(f.name, metavar=f.name.upper(), nargs=None if required else "?", help=text)
             elif f.metadata.get("const") is not None:
                 parser.add_argument(*names, nargs="?", const=f.metadata["const"], metavar=f.name.upper(), **kwargs)
             elif hint is bool and f.name.startswith("no_"):  # already a negative: --no-aug, not --no-no-aug

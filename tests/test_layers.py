@@ -87,6 +87,6 @@ def test_no_import_cycles_between_packages():
     assert _cycles(library) == []
 
 
-def test_the_checks_see_a_cycle_and_an_upward_import():
+def test_the_checks_see_a_cycle_and_read_imports():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _imported_units(Path(starquad.__file__)) >= {"models", "errors", "_lazy"}

@@ -359,9 +359,9 @@ def retrain(run_dir: str | Path, cfg, log: Callable[[str], None] | None = None, 
     searched = json.loads(result_path.read_text())
     arch_file = run_dir / "arch.json"
     space, arch = load_arch(arch_file)
-    default_output = {f.name: f for f in dataclasses.fields(cfg)}["output"].default  # the caller's cfg stays as it is
+    default_output = type(cfg)().output  # 'runs/train': not asked for, so the retraining goes into the run
     output = str(run_dir / "retrain") if cfg.output in (None, "", default_output) else cfg.output
-    cfg = dataclasses.replace(cfg, model=str(arch_file), output=output)
+    cfg = dataclasses.replace(cfg, model=str(arch_file), output=output)  # a copy: the caller's cfg stays as it is
     trained = train(cfg, log, asked=asked)
     table = LatencyTable.load(searched["table"])
     measured = (measure or measure_arch)(space, arch, table.protocol)
