@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_quick_flag(parser, options, note: str = "") -> None:
+    """``--quick``: the options' quick preset, its values named in the help."""
+    values = ", ".join(f"{k} {v}" for k, v in options.PRESETS["quick"].items())
+    parser.add_argument("--quick", action="store_true", help=f"the quick preset ({values}; the flags given override "
+                        f"it){': ' + note if note else ''}")  # fmt: skip
+
+
 def _add_nas_search_parser(nas, common) -> None:
     from starquad.nas.config import SearchConfig
 
@@ -142,9 +149,7 @@ def _add_nas_search_parser(nas, common) -> None:
         "unit-free latency penalty CE·max(1, E[T]/budget)^β), derive the most likely architecture under the budget "
         "(exact knapsack), measure it, and tighten until the measured latency is within [low·budget, budget]. "
         "Writes OUT/args.json, alpha_history.csv, alpha.png, arch.json, result.json.")  # fmt: skip
-    quick = ", ".join(f"{k} {v}" for k, v in SearchConfig.PRESETS["quick"].items())
-    q.add_argument("--quick", action="store_true", help=f"the quick preset ({quick}; the flags given override it): "
-                   "about a minute, +1 min to build a quick latency table when there is none")  # fmt: skip
+    _add_quick_flag(q, SearchConfig, "about a minute, +1 min to build a quick latency table when there is none")
     SearchConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_search)
     from starquad.train.config import add_train_arguments
@@ -172,8 +177,7 @@ def _add_nas_compare_parser(nas, common) -> None:
         "no_latency) at budgets set by percentiles of quadranet's latency, for each seed; trials are kept as they "
         "finish (run it again to resume). Writes OUT/table.md, summary.json, top1_vs_latency.png, "
         "trials/.")  # fmt: skip
-    quick = ", ".join(f"{k} {v}" for k, v in CompareConfig.PRESETS["quick"].items())
-    q.add_argument("--quick", action="store_true", help=f"the quick preset ({quick}; the flags given override it)")
+    _add_quick_flag(q, CompareConfig)
     CompareConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_compare)
 
@@ -243,9 +247,7 @@ def _add_nas_parsers(sub, common) -> None:
         "build", parents=[common], help="time a space's ops and fit the correction",
         description="Time every (op, input shape) of a search space and the fixed parts, then fit the correction "
         "on random whole networks. Writes JSON (default: a per-machine cache folder).")  # fmt: skip
-    quick = ", ".join(f"{k} {v}" for k, v in TableConfig.PRESETS["quick"].items())
-    q.add_argument("--quick", action="store_true", help=f"the quick preset ({quick}; the flags given override it): "
-                   "a rough table in about a minute")  # fmt: skip
+    _add_quick_flag(q, TableConfig, "a rough table in about a minute")
     TableConfig.add_arguments(q)
     q.set_defaults(func=_cmd_nas_latency_build)
     q = commands.add_parser(
